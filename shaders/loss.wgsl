@@ -1,0 +1,3 @@
+// loss kernels: being written.
+@compute @workgroup_size(1)
+fn placeholder_loss() {}

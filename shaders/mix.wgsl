@@ -1,0 +1,3 @@
+// mix kernels: being written.
+@compute @workgroup_size(1)
+fn placeholder_mix() {}

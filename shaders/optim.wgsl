@@ -1,0 +1,3 @@
+// optim kernels: being written.
+@compute @workgroup_size(1)
+fn placeholder_optim() {}

@@ -1,0 +1,3 @@
+// reduce kernels: being written.
+@compute @workgroup_size(1)
+fn placeholder_reduce() {}

@@ -1,0 +1,4 @@
+//! Small helpers with no GPU dependency.
+
+/// Deterministic random numbers.
+pub mod rng;
