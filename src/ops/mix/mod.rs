@@ -1,0 +1,1 @@
+//! mix ops: being written.

@@ -1,0 +1,1 @@
+//! optim ops: being written.
