@@ -120,17 +120,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Shorthand for a shape error of `op`.
     pub fn shape(op: &'static str, message: impl Into<String>) -> Self {
-        Error::Shape {
-            op,
-            message: message.into(),
-        }
+        Error::Shape { op, message: message.into() }
     }
 
     /// Shorthand for an invalid-argument error of `op`.
     pub fn invalid(op: &'static str, message: impl Into<String>) -> Self {
-        Error::Invalid {
-            op,
-            message: message.into(),
-        }
+        Error::Invalid { op, message: message.into() }
     }
 }

@@ -29,10 +29,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    let choice = AdapterChoice {
-        name: cli.adapter.clone(),
-        backend: cli.backend.clone(),
-    };
+    let choice = AdapterChoice { name: cli.adapter.clone(), backend: cli.backend.clone() };
     if let Err(e) = run(cli.command, &choice) {
         eprintln!("error: {e}");
         std::process::exit(1);
@@ -46,30 +43,18 @@ fn run(command: Command, choice: &AdapterChoice) -> wgnas::Result<()> {
 }
 
 fn devices(choice: &AdapterChoice, json: bool) -> wgnas::Result<()> {
-    let all = adapter::list_adapters(&AdapterChoice {
-        name: None,
-        backend: choice.backend.clone(),
-    })?;
+    let all = adapter::list_adapters(&AdapterChoice { name: None, backend: choice.backend.clone() })?;
     if all.is_empty() {
-        return Err(wgnas::Error::NoAdapter {
-            detail: String::new(),
-        });
+        return Err(wgnas::Error::NoAdapter { detail: String::new() });
     }
-    let chosen = adapter::choose_adapter(choice)
-        .ok()
-        .map(|a| AdapterReport::of(&a));
+    let chosen = adapter::choose_adapter(choice).ok().map(|a| AdapterReport::of(&a));
     let reports: Vec<AdapterReport> = all.iter().map(AdapterReport::of).collect();
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&reports).unwrap_or_default()
-        );
+        println!("{}", serde_json::to_string_pretty(&reports).unwrap_or_default());
         return Ok(());
     }
     for r in &reports {
-        let is_chosen = chosen
-            .as_ref()
-            .is_some_and(|c| c.name == r.name && c.backend == r.backend);
+        let is_chosen = chosen.as_ref().is_some_and(|c| c.name == r.name && c.backend == r.backend);
         let mark = if is_chosen { "* " } else { "  " };
         println!("{mark}{r}\n");
     }

@@ -26,18 +26,8 @@ fn add_scale_axpy_fill_match_reference() {
     let a = randn(3, n);
     let b = randn(4, n);
     let (ga, gb) = (up(&a, &[n]), up(&b, &[n]));
-    assert_close(
-        "add",
-        &down(&eltwise::add(gpu(), &ga, &gb).unwrap()),
-        &cpu::add(&a, &b),
-        RTOL,
-    );
-    assert_close(
-        "scale",
-        &down(&eltwise::scale(gpu(), &ga, -1.5).unwrap()),
-        &cpu::scale(&a, -1.5),
-        RTOL,
-    );
+    assert_close("add", &down(&eltwise::add(gpu(), &ga, &gb).unwrap()), &cpu::add(&a, &b), RTOL);
+    assert_close("scale", &down(&eltwise::scale(gpu(), &ga, -1.5).unwrap()), &cpu::scale(&a, -1.5), RTOL);
     let y = up(&b, &[n]);
     eltwise::axpy(gpu(), &y, 0.25, &ga).unwrap();
     assert_close("axpy", &down(&y), &cpu::axpy(&b, 0.25, &a), RTOL);
@@ -65,9 +55,7 @@ fn tape_accumulates_gradients_of_a_reused_value() {
     let s = eltwise::scale_var(&tape, &xv, 2.0).unwrap();
     let sum = eltwise::add_var(&tape, &r, &s).unwrap();
     // Reduce to a scalar by seeding with ones.
-    let g = tape
-        .backward_with(&sum, up(&[1.0; 4], &[4]), &[&xv])
-        .unwrap();
+    let g = tape.backward_with(&sum, up(&[1.0; 4], &[4]), &[&xv]).unwrap();
     assert_eq!(down(g.get(&xv).unwrap()), vec![2.0, 3.0, 3.0, 2.0]);
     assert!(tape.is_empty(), "backward consumes the recording");
 }

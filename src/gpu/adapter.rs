@@ -15,12 +15,8 @@ impl AdapterChoice {
     /// The choice from the environment alone (`WGNAS_ADAPTER`, `WGNAS_BACKEND`).
     pub fn from_env() -> Self {
         AdapterChoice {
-            name: std::env::var("WGNAS_ADAPTER")
-                .ok()
-                .filter(|s| !s.is_empty()),
-            backend: std::env::var("WGNAS_BACKEND")
-                .ok()
-                .filter(|s| !s.is_empty()),
+            name: std::env::var("WGNAS_ADAPTER").ok().filter(|s| !s.is_empty()),
+            backend: std::env::var("WGNAS_BACKEND").ok().filter(|s| !s.is_empty()),
         }
     }
 }
@@ -77,9 +73,7 @@ impl AdapterReport {
             name: info.name.clone(),
             backend: format!("{:?}", info.backend),
             device_type: format!("{:?}", info.device_type),
-            driver: format!("{} {}", info.driver, info.driver_info)
-                .trim()
-                .to_string(),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
             max_buffer_size: l.max_buffer_size,
             max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
             max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,
@@ -97,36 +91,12 @@ impl std::fmt::Display for AdapterReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "{} ({}, {})", self.name, self.backend, self.device_type)?;
         writeln!(f, "  driver:                    {}", self.driver)?;
-        writeln!(
-            f,
-            "  max buffer:                {} MiB",
-            self.max_buffer_size >> 20
-        )?;
-        writeln!(
-            f,
-            "  max storage binding:       {} MiB",
-            self.max_storage_buffer_binding_size >> 20
-        )?;
-        writeln!(
-            f,
-            "  storage buffers / stage:   {}",
-            self.max_storage_buffers_per_shader_stage
-        )?;
-        writeln!(
-            f,
-            "  invocations / workgroup:   {}",
-            self.max_compute_invocations_per_workgroup
-        )?;
-        writeln!(
-            f,
-            "  workgroup memory:          {} KiB",
-            self.max_compute_workgroup_storage_size >> 10
-        )?;
-        writeln!(
-            f,
-            "  workgroups / dimension:    {}",
-            self.max_compute_workgroups_per_dimension
-        )?;
+        writeln!(f, "  max buffer:                {} MiB", self.max_buffer_size >> 20)?;
+        writeln!(f, "  max storage binding:       {} MiB", self.max_storage_buffer_binding_size >> 20)?;
+        writeln!(f, "  storage buffers / stage:   {}", self.max_storage_buffers_per_shader_stage)?;
+        writeln!(f, "  invocations / workgroup:   {}", self.max_compute_invocations_per_workgroup)?;
+        writeln!(f, "  workgroup memory:          {} KiB", self.max_compute_workgroup_storage_size >> 10)?;
+        writeln!(f, "  workgroups / dimension:    {}", self.max_compute_workgroups_per_dimension)?;
         write!(
             f,
             "  timestamps: {}   subgroups: {}   shader-f16: {}",
@@ -178,11 +148,7 @@ fn rank(a: &wgpu::Adapter) -> (u8, u8) {
         wgpu::DeviceType::Other => 4,
     };
     // GL lacks storage-buffer headroom and subgroups, so it comes last within a type.
-    let backend = if info.backend == wgpu::Backend::Gl {
-        1
-    } else {
-        0
-    };
+    let backend = if info.backend == wgpu::Backend::Gl { 1 } else { 0 };
     (ty, backend)
 }
 
@@ -198,9 +164,7 @@ pub fn choose_adapter(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
     let found = match &choice.name {
         Some(n) => {
             let n = n.to_lowercase();
-            adapters
-                .into_iter()
-                .find(|a| a.get_info().name.to_lowercase().contains(&n))
+            adapters.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&n))
         }
         None => adapters.into_iter().next(),
     };
@@ -221,10 +185,7 @@ mod tests {
 
     #[test]
     fn no_adapter_error_says_how_to_install_one() {
-        let e = Error::NoAdapter {
-            detail: String::new(),
-        }
-        .to_string();
+        let e = Error::NoAdapter { detail: String::new() }.to_string();
         assert!(e.contains("apt-get install mesa-vulkan-drivers"), "{e}");
     }
 }

@@ -10,6 +10,7 @@ pub mod adapter;
 pub mod pool;
 pub mod readback;
 pub mod shaders;
+pub mod timer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,6 +28,7 @@ struct Pipeline {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
     used: Vec<u32>,
+    writable: Vec<u32>,
 }
 
 /// Commands recorded but not yet submitted, and the parameter arena they read.
@@ -69,11 +71,7 @@ pub struct Gpu {
 
 impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Gpu({} / {:?})",
-            self.inner.info.name, self.inner.info.backend
-        )
+        write!(f, "Gpu({} / {:?})", self.inner.info.name, self.inner.info.backend)
     }
 }
 
@@ -98,8 +96,7 @@ impl Gpu {
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let wanted =
-            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
+        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
         let features = adapter.features() & wanted;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgnas"),
@@ -109,10 +106,7 @@ impl Gpu {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
-        .map_err(|e| Error::DeviceRequest {
-            adapter: info.name.clone(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| Error::DeviceRequest { adapter: info.name.clone(), reason: e.to_string() })?;
 
         let error: Arc<Mutex<Option<String>>> = Arc::default();
         let sink = error.clone();
@@ -180,9 +174,7 @@ impl Gpu {
 
     /// Whether GPU timestamps can be written between commands.
     pub fn has_timestamps(&self) -> bool {
-        self.inner
-            .features
-            .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
+        self.inner.features.contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
     }
 
     /// The buffer pool.
@@ -198,27 +190,18 @@ impl Gpu {
     /// Dispatches and submissions so far.
     pub fn work(&self) -> WorkStats {
         let r = lock(&self.inner.recorder);
-        WorkStats {
-            dispatches: r.dispatches,
-            submissions: r.submissions,
-        }
+        WorkStats { dispatches: r.dispatches, submissions: r.submissions }
     }
 
     /// One-line description: adapter name and backend.
     pub fn describe(&self) -> String {
-        format!(
-            "{} ({:?}, {:?})",
-            self.inner.info.name, self.inner.info.backend, self.inner.info.device_type
-        )
+        format!("{} ({:?}, {:?})", self.inner.info.name, self.inner.info.backend, self.inner.info.device_type)
     }
 
     /// Fails with the first wgpu error seen since the last check, if any.
     pub fn check(&self, context: &str) -> Result<()> {
         match lock(&self.inner.error).take() {
-            Some(message) => Err(Error::Gpu {
-                context: context.to_string(),
-                message,
-            }),
+            Some(message) => Err(Error::Gpu { context: context.to_string(), message }),
             None => Ok(()),
         }
     }
@@ -251,11 +234,7 @@ impl Gpu {
         self.check_size(name, bytes)?;
         let class = pool::size_class(bytes);
         // A class may round past the limit although the request fits: fall back to the exact size.
-        let class = if self.check_size(name, class).is_ok() {
-            class
-        } else {
-            bytes.div_ceil(4) * 4
-        };
+        let class = if self.check_size(name, class).is_ok() { class } else { bytes.div_ceil(4) * 4 };
         Ok((self.inner.pool.take(&self.inner.device, class), class))
     }
 
@@ -263,11 +242,7 @@ impl Gpu {
     pub(crate) fn with_encoder<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
         let mut r = lock(&self.inner.recorder);
         let enc = r.encoder.get_or_insert_with(|| {
-            self.inner
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("wgnas step"),
-                })
+            self.inner.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgnas step") })
         });
         f(enc)
     }
@@ -297,10 +272,7 @@ impl Gpu {
         self.inner
             .device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                context: "wait".into(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| Error::Gpu { context: "wait".into(), message: e.to_string() })?;
         self.check("wait")
     }
 
@@ -311,23 +283,15 @@ impl Gpu {
         }
         let src = shaders::source(family)?;
         let reflected = shaders::reflect(family, src)?;
-        let module = self
-            .inner
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(family),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
-            });
+        let module = self.inner.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(family),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
         modules.insert(family, (module, reflected));
         Ok(())
     }
 
-    fn pipeline(
-        &self,
-        family: &'static str,
-        entry: &str,
-        constants: &[(&str, f64)],
-    ) -> Result<Arc<Pipeline>> {
+    fn pipeline(&self, family: &'static str, entry: &str, constants: &[(&str, f64)]) -> Result<Arc<Pipeline>> {
         let key_entry = if constants.is_empty() {
             entry.to_string()
         } else {
@@ -341,36 +305,25 @@ impl Gpu {
         self.module(family)?;
         let modules = lock(&self.inner.modules);
         let (module, reflected) = &modules[family];
-        let used = reflected
-            .entry_points
-            .iter()
-            .find(|(n, _)| n == entry)
-            .map(|(_, u)| u.clone())
-            .ok_or_else(|| Error::Shader {
-                shader: family.to_string(),
-                message: format!("no entry point '{entry}'"),
+        let used =
+            reflected.entry_points.iter().find(|(n, _)| n == entry).map(|(_, u)| u.clone()).ok_or_else(|| {
+                Error::Shader { shader: family.to_string(), message: format!("no entry point '{entry}'") }
             })?;
-        let pipeline =
-            self.inner
-                .device
-                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(entry),
-                    layout: None,
-                    module,
-                    entry_point: Some(entry),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants,
-                        // Kernels initialise their own shared memory; zeroing it costs a barrier per launch.
-                        zero_initialize_workgroup_memory: false,
-                    },
-                    cache: None,
-                });
-        let layout = pipeline.get_bind_group_layout(0);
-        let p = Arc::new(Pipeline {
-            pipeline,
-            layout,
-            used,
+        let pipeline = self.inner.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: None,
+            module,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                // Kernels initialise their own shared memory; zeroing it costs a barrier per launch.
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
         });
+        let layout = pipeline.get_bind_group_layout(0);
+        let writable = reflected.writable.iter().copied().filter(|b| used.contains(b)).collect();
+        let p = Arc::new(Pipeline { pipeline, layout, used, writable });
         lock(&self.inner.pipelines).insert(key, p.clone());
         Ok(p)
     }
@@ -407,21 +360,16 @@ impl Gpu {
         if groups.iter().any(|&g| g > max) {
             return Err(Error::invalid(
                 "dispatch",
-                format!(
-                    "{family}::{entry}: grid {groups:?} exceeds {max} workgroups per dimension"
-                ),
+                format!("{family}::{entry}: grid {groups:?} exceeds {max} workgroups per dimension"),
             ));
         }
         if groups.contains(&0) {
             return Ok(());
         }
         let pipe = self.pipeline(family, entry, constants)?;
+        check_aliasing(family, entry, &pipe, tensors)?;
         let bytes = bytemuck::bytes_of(params);
-        let align = self
-            .inner
-            .limits
-            .min_uniform_buffer_offset_alignment
-            .max(16) as usize;
+        let align = self.inner.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
         let padded = bytes.len().div_ceil(16).max(1) * 16;
 
         let mut r = lock(&self.inner.recorder);
@@ -446,10 +394,7 @@ impl Gpu {
                 let t = tensors.get(b as usize - 1).ok_or_else(|| {
                     Error::invalid(
                         "dispatch",
-                        format!(
-                            "{family}::{entry} uses binding {b} but got {} tensors",
-                            tensors.len()
-                        ),
+                        format!("{family}::{entry} uses binding {b} but got {} tensors", tensors.len()),
                     )
                 })?;
                 wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -458,30 +403,19 @@ impl Gpu {
                     size: wgpu::BufferSize::new(t.byte_len().max(4)),
                 })
             };
-            entries.push(wgpu::BindGroupEntry {
-                binding: b,
-                resource,
-            });
+            entries.push(wgpu::BindGroupEntry { binding: b, resource });
         }
-        let bind = self
-            .inner
-            .device
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout: &pipe.layout,
-                entries: &entries,
-            });
+        let bind = self.inner.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipe.layout,
+            entries: &entries,
+        });
         let device = &self.inner.device;
         let enc = r.encoder.get_or_insert_with(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("wgnas step"),
-            })
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgnas step") })
         });
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: None,
-                timestamp_writes: None,
-            });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
             pass.set_pipeline(&pipe.pipeline);
             pass.set_bind_group(0, &bind, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
@@ -493,11 +427,7 @@ impl Gpu {
     /// A grid of `n` workgroups laid out within the per-dimension limit. Kernels
     /// linearise it as `wid.x + wid.y * nwg.x` and guard against the overshoot.
     pub fn grid(&self, n: u64) -> [u32; 3] {
-        let max = self
-            .inner
-            .limits
-            .max_compute_workgroups_per_dimension
-            .max(1) as u64;
+        let max = self.inner.limits.max_compute_workgroups_per_dimension.max(1) as u64;
         if n <= max {
             [n as u32, 1, 1]
         } else {
@@ -513,4 +443,21 @@ impl Gpu {
             self.with_encoder(|enc| enc.write_timestamp(set, index));
         }
     }
+}
+
+/// A buffer written by a dispatch may not be bound a second time in it (wgpu forbids
+/// it, and in-place kernels declare one read-write binding instead).
+fn check_aliasing(family: &str, entry: &str, pipe: &Pipeline, tensors: &[&Tensor]) -> Result<()> {
+    for &w in &pipe.writable {
+        let Some(out) = tensors.get(w as usize - 1) else { continue };
+        for &b in pipe.used.iter().filter(|&&b| b != 0 && b != w) {
+            if tensors.get(b as usize - 1).is_some_and(|t| t.same_storage(out)) {
+                return Err(Error::invalid(
+                    "dispatch",
+                    format!("{family}::{entry}: tensor '{}' is both written and bound again", out.name()),
+                ));
+            }
+        }
+    }
+    Ok(())
 }

@@ -11,9 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Usage flags of every pooled tensor buffer.
-pub const TENSOR_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_SRC)
-    .union(wgpu::BufferUsages::COPY_DST);
+pub const TENSOR_USAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 /// Rounds a byte count up to its size class: 256-byte steps up to 4 KiB, then
 /// eight classes per power of two (at most 12.5% waste).
@@ -50,11 +49,7 @@ pub struct Pool {
 impl Pool {
     /// Takes a buffer of `class` bytes from the free list, or creates one.
     pub(crate) fn take(self: &Arc<Self>, device: &wgpu::Device, class: u64) -> wgpu::Buffer {
-        let reused = self
-            .free
-            .lock()
-            .ok()
-            .and_then(|mut f| f.get_mut(&class).and_then(|v| v.pop()));
+        let reused = self.free.lock().ok().and_then(|mut f| f.get_mut(&class).and_then(|v| v.pop()));
         let buffer = match reused {
             Some(b) => {
                 self.cached.fetch_sub(class, Ordering::Relaxed);
@@ -92,8 +87,7 @@ impl Pool {
 
     /// Starts a new peak window at the current live size (for per-step peaks).
     pub fn reset_peak(&self) {
-        self.peak
-            .store(self.live.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.peak.store(self.live.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     /// Frees every cached buffer (live tensors are untouched).
@@ -111,25 +105,10 @@ mod tests {
 
     #[test]
     fn size_classes_cover_request_with_bounded_waste() {
-        for bytes in [
-            1u64,
-            4,
-            255,
-            256,
-            257,
-            4096,
-            4097,
-            10_000,
-            1 << 20,
-            (1 << 20) + 1,
-            123_456_789,
-        ] {
+        for bytes in [1u64, 4, 255, 256, 257, 4096, 4097, 10_000, 1 << 20, (1 << 20) + 1, 123_456_789] {
             let c = size_class(bytes);
             assert!(c >= bytes, "{bytes} -> {c}");
-            assert!(
-                c as f64 <= (bytes.max(256) as f64) * 1.125 + 256.0,
-                "{bytes} -> {c}"
-            );
+            assert!(c as f64 <= (bytes.max(256) as f64) * 1.125 + 256.0, "{bytes} -> {c}");
             assert_eq!(c % 4, 0);
         }
         assert_eq!(size_class(4097), size_class(4500));

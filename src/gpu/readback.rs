@@ -39,12 +39,7 @@ impl PendingRead {
                 *s = Some(r.map_err(|e| e.to_string()));
             }
         });
-        Ok(PendingRead {
-            staging,
-            len: t.numel(),
-            name: t.name().to_string(),
-            done,
-        })
+        Ok(PendingRead { staging, len: t.numel(), name: t.name().to_string(), done })
     }
 
     fn finished(&self) -> Option<std::result::Result<(), String>> {
@@ -53,19 +48,13 @@ impl PendingRead {
 
     fn read(self) -> Result<Vec<f32>> {
         if let Some(Err(reason)) = self.finished() {
-            return Err(Error::Readback {
-                tensor: self.name,
-                reason,
-            });
+            return Err(Error::Readback { tensor: self.name, reason });
         }
         let out = {
             let view = self
                 .staging
                 .get_mapped_range(..)
-                .map_err(|e| Error::Readback {
-                    tensor: self.name.clone(),
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| Error::Readback { tensor: self.name.clone(), reason: e.to_string() })?;
             let all: &[f32] = bytemuck::cast_slice(&view);
             all[..self.len].to_vec()
             // The view must be dropped before unmap.
@@ -89,10 +78,7 @@ impl PendingRead {
         while self.finished().is_none() {
             gpu.device()
                 .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| Error::Readback {
-                    tensor: self.name.clone(),
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| Error::Readback { tensor: self.name.clone(), reason: e.to_string() })?;
         }
         gpu.check("readback")?;
         self.read()

@@ -23,8 +23,7 @@ pub fn finite_diff(x: &[f32], f: impl Fn(&[f32]) -> f64, h: f32) -> Vec<f64> {
 /// as a multiple of the allowed error (≤ 1 passes). The RMS term keeps elements that
 /// are near zero through cancellation from demanding more than f32 can give.
 pub fn closeness(got: &[f32], want: &[f32], rtol: f64) -> f64 {
-    let rms =
-        (want.iter().map(|&w| (w as f64).powi(2)).sum::<f64>() / want.len().max(1) as f64).sqrt();
+    let rms = (want.iter().map(|&w| (w as f64).powi(2)).sum::<f64>() / want.len().max(1) as f64).sqrt();
     got.iter()
         .zip(want)
         .map(|(&g, &w)| {
@@ -37,25 +36,17 @@ pub fn closeness(got: &[f32], want: &[f32], rtol: f64) -> f64 {
 /// Panics with the worst element when `got` and `want` are not close (see [`closeness`]).
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    assert!(
-        got.iter().all(|v| v.is_finite()),
-        "{what}: non-finite values"
-    );
+    assert!(got.iter().all(|v| v.is_finite()), "{what}: non-finite values");
     let c = closeness(got, want, rtol);
     if c > 1.0 {
-        let rms = (want.iter().map(|&w| (w as f64).powi(2)).sum::<f64>()
-            / want.len().max(1) as f64)
-            .sqrt();
+        let rms = (want.iter().map(|&w| (w as f64).powi(2)).sum::<f64>() / want.len().max(1) as f64).sqrt();
         let (i, _) = got
             .iter()
             .zip(want)
             .enumerate()
             .map(|(i, (&g, &w))| (i, ((g - w) as f64).abs() / ((w as f64).abs() + rms)))
             .fold((0, 0.0), |a, b| if b.1 > a.1 { b } else { a });
-        panic!(
-            "{what}: not within rtol {rtol}: element {i} got {} want {} (worst ratio {c:.2})",
-            got[i], want[i]
-        );
+        panic!("{what}: not within rtol {rtol}: element {i} got {} want {} (worst ratio {c:.2})", got[i], want[i]);
     }
 }
 

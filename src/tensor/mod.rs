@@ -48,13 +48,13 @@ pub fn numel(shape: &[usize]) -> usize {
 impl Tensor {
     /// An uninitialised tensor: every kernel that produces one writes all its elements.
     pub fn empty(gpu: &Gpu, shape: &[usize], name: &str) -> Result<Tensor> {
-        let n = numel(shape);
-        let bytes = (n as u64).checked_mul(4).ok_or_else(|| Error::TooLarge {
-            tensor: name.to_string(),
-            bytes: u64::MAX,
-            limit_name: "max_buffer_size",
-            limit: gpu.limits().max_buffer_size,
-        })?;
+        let bytes =
+            shape.iter().try_fold(4u64, |acc, &d| acc.checked_mul(d as u64)).ok_or_else(|| Error::TooLarge {
+                tensor: name.to_string(),
+                bytes: u64::MAX,
+                limit_name: "max_buffer_size",
+                limit: gpu.limits().max_buffer_size,
+            })?;
         let (buffer, class) = gpu.alloc_buffer(name, bytes.max(4))?;
         Ok(Tensor {
             storage: Arc::new(Storage {
@@ -81,25 +81,18 @@ impl Tensor {
         if data.len() != numel(shape) {
             return Err(Error::shape(
                 "upload",
-                format!(
-                    "tensor '{name}': {} values do not fill shape {shape:?}",
-                    data.len()
-                ),
+                format!("tensor '{name}': {} values do not fill shape {shape:?}", data.len()),
             ));
         }
         let t = Tensor::empty(gpu, shape, name)?;
         if !data.is_empty() {
             use wgpu::util::DeviceExt;
-            let staging = gpu
-                .device()
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("wgnas upload"),
-                    contents: bytemuck::cast_slice(data),
-                    usage: wgpu::BufferUsages::COPY_SRC,
-                });
-            gpu.with_encoder(|enc| {
-                enc.copy_buffer_to_buffer(&staging, 0, t.buffer(), 0, t.byte_len())
+            let staging = gpu.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("wgnas upload"),
+                contents: bytemuck::cast_slice(data),
+                usage: wgpu::BufferUsages::COPY_SRC,
             });
+            gpu.with_encoder(|enc| enc.copy_buffer_to_buffer(&staging, 0, t.buffer(), 0, t.byte_len()));
         }
         Ok(t)
     }
@@ -142,10 +135,7 @@ impl Tensor {
     /// The underlying buffer.
     pub fn buffer(&self) -> &wgpu::Buffer {
         // The buffer is only taken in Drop, when no Tensor refers to the storage any more.
-        self.storage
-            .buffer
-            .as_ref()
-            .expect("tensor storage is alive while a Tensor refers to it")
+        self.storage.buffer.as_ref().expect("tensor storage is alive while a Tensor refers to it")
     }
 
     /// The same storage seen with another shape of equal element count.
@@ -153,17 +143,10 @@ impl Tensor {
         if numel(shape) != self.numel() {
             return Err(Error::shape(
                 "reshape",
-                format!(
-                    "tensor '{}' {:?} cannot be viewed as {shape:?}",
-                    self.name(),
-                    self.shape
-                ),
+                format!("tensor '{}' {:?} cannot be viewed as {shape:?}", self.name(), self.shape),
             ));
         }
-        Ok(Tensor {
-            storage: self.storage.clone(),
-            shape: shape.to_vec(),
-        })
+        Ok(Tensor { storage: self.storage.clone(), shape: shape.to_vec() })
     }
 
     /// Whether two tensors share one buffer.
@@ -175,24 +158,14 @@ impl Tensor {
     pub fn dims4(&self, op: &'static str) -> Result<[usize; 4]> {
         match self.shape[..] {
             [n, c, h, w] => Ok([n, c, h, w]),
-            _ => Err(Error::shape(
-                op,
-                format!("'{}' must be NCHW, got shape {:?}", self.name(), self.shape),
-            )),
+            _ => Err(Error::shape(op, format!("'{}' must be NCHW, got shape {:?}", self.name(), self.shape))),
         }
     }
 
     /// Fails unless `self` has exactly `shape`.
     pub fn expect_shape(&self, op: &'static str, shape: &[usize]) -> Result<()> {
         if self.shape != shape {
-            return Err(Error::shape(
-                op,
-                format!(
-                    "'{}' has shape {:?}, expected {shape:?}",
-                    self.name(),
-                    self.shape
-                ),
-            ));
+            return Err(Error::shape(op, format!("'{}' has shape {:?}, expected {shape:?}", self.name(), self.shape)));
         }
         Ok(())
     }

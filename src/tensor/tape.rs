@@ -50,8 +50,7 @@ pub trait Backward: Send {
 
     /// Given `grad` = ∂L/∂output, returns one entry per input of the op: `Some(∂L/∂input)`
     /// where `needs[i]` is true, `None` elsewhere (no work is to be done for those).
-    fn backward(&mut self, gpu: &Gpu, grad: &Tensor, needs: &[bool])
-        -> Result<Vec<Option<Tensor>>>;
+    fn backward(&mut self, gpu: &Gpu, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>>;
 }
 
 struct Node {
@@ -93,10 +92,7 @@ impl Gradients {
 impl Tape {
     /// An empty tape on `gpu`.
     pub fn new(gpu: &Gpu) -> Tape {
-        Tape {
-            gpu: gpu.clone(),
-            inner: RefCell::default(),
-        }
+        Tape { gpu: gpu.clone(), inner: RefCell::default() }
     }
 
     /// The GPU the tape records for.
@@ -112,10 +108,7 @@ impl Tape {
 
     /// A tracked leaf (a parameter): gradients can be requested for it.
     pub fn leaf(&self, tensor: &Tensor) -> Var {
-        Var {
-            tensor: tensor.clone(),
-            id: Some(self.fresh()),
-        }
+        Var { tensor: tensor.clone(), id: Some(self.fresh()) }
     }
 
     /// Number of recorded nodes.
@@ -130,26 +123,14 @@ impl Tape {
 
     /// Wraps `output` of an op on `inputs`. The backward rule is built (and its tensors
     /// saved) only when some input is tracked.
-    pub fn record(
-        &self,
-        inputs: &[&Var],
-        output: Tensor,
-        make: impl FnOnce() -> Box<dyn Backward>,
-    ) -> Var {
+    pub fn record(&self, inputs: &[&Var], output: Tensor, make: impl FnOnce() -> Box<dyn Backward>) -> Var {
         if !inputs.iter().any(|v| v.tracked()) {
             return Var::constant(output);
         }
         let id = self.fresh();
-        let node = Node {
-            inputs: inputs.iter().map(|v| v.id).collect(),
-            output: id,
-            op: make(),
-        };
+        let node = Node { inputs: inputs.iter().map(|v| v.id).collect(), output: id, op: make() };
         self.inner.borrow_mut().nodes.push(node);
-        Var {
-            tensor: output,
-            id: Some(id),
-        }
+        Var { tensor: output, id: Some(id) }
     }
 
     /// Back-propagates from the scalar `loss` and returns ∂loss/∂v for each `v` in `wrt`.
@@ -168,19 +149,14 @@ impl Tape {
 
     /// Back-propagates a given ∂L/∂`out` (of `out`'s shape) to `wrt`.
     pub fn backward_with(&self, out: &Var, grad_out: Tensor, wrt: &[&Var]) -> Result<Gradients> {
-        let out_id = out
-            .id
-            .ok_or_else(|| Error::Autodiff("backward from an untracked value".into()))?;
+        let out_id = out.id.ok_or_else(|| Error::Autodiff("backward from an untracked value".into()))?;
         let nodes = std::mem::take(&mut self.inner.borrow_mut().nodes);
 
         // Forward reachability from the requested leaves: only these values need gradients.
         let mut reach: HashSet<VarId> = wrt.iter().filter_map(|v| v.id).collect();
         let wanted = reach.clone();
         for n in &nodes {
-            if n.inputs
-                .iter()
-                .any(|i| i.is_some_and(|i| reach.contains(&i)))
-            {
+            if n.inputs.iter().any(|i| i.is_some_and(|i| reach.contains(&i))) {
                 reach.insert(n.output);
             }
         }
@@ -194,11 +170,7 @@ impl Tape {
             let Some(g) = grads.remove(&n.output) else {
                 continue;
             };
-            let needs: Vec<bool> = n
-                .inputs
-                .iter()
-                .map(|i| i.is_some_and(|i| reach.contains(&i)))
-                .collect();
+            let needs: Vec<bool> = n.inputs.iter().map(|i| i.is_some_and(|i| reach.contains(&i))).collect();
             if !needs.iter().any(|&b| b) {
                 continue;
             }

@@ -11,9 +11,7 @@ pub struct Rng {
 impl Rng {
     /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> Self {
-        Rng {
-            state: seed ^ 0x9E37_79B9_7F4A_7C15,
-        }
+        Rng { state: seed ^ 0x9E37_79B9_7F4A_7C15 }
     }
 
     /// The whole state, for checkpoints.
@@ -59,9 +57,7 @@ impl Rng {
 
     /// `n` samples uniform in `[lo, hi)` as f32.
     pub fn uniform_vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..n)
-            .map(|_| lo + (hi - lo) * self.uniform() as f32)
-            .collect()
+        (0..n).map(|_| lo + (hi - lo) * self.uniform() as f32).collect()
     }
 
     /// Fisher–Yates shuffle in place.

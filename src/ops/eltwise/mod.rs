@@ -26,37 +26,21 @@ struct Params {
 }
 
 fn params(n: usize, alpha: f32) -> Params {
-    Params {
-        n: n as u32,
-        alpha,
-        _pad: [0; 2],
-    }
+    Params { n: n as u32, alpha, _pad: [0; 2] }
 }
 
 fn same_len(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     if a.numel() != b.numel() {
         return Err(Error::shape(
             op,
-            format!(
-                "'{}' {:?} and '{}' {:?} differ in size",
-                a.name(),
-                a.shape(),
-                b.name(),
-                b.shape()
-            ),
+            format!("'{}' {:?} and '{}' {:?} differ in size", a.name(), a.shape(), b.name(), b.shape()),
         ));
     }
     Ok(())
 }
 
 fn launch(gpu: &Gpu, entry: &str, n: usize, alpha: f32, tensors: &[&Tensor]) -> Result<()> {
-    gpu.dispatch(
-        SHADER,
-        entry,
-        &params(n, alpha),
-        tensors,
-        gpu.grid((n as u64).div_ceil(WG)),
-    )
+    gpu.dispatch(SHADER, entry, &params(n, alpha), tensors, gpu.grid((n as u64).div_ceil(WG)))
 }
 
 /// max(x, 0) as a new tensor.
@@ -113,12 +97,7 @@ impl Backward for ReluBackward {
     fn name(&self) -> &'static str {
         "relu"
     }
-    fn backward(
-        &mut self,
-        gpu: &Gpu,
-        grad: &Tensor,
-        _needs: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
+    fn backward(&mut self, gpu: &Gpu, grad: &Tensor, _needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         // y > 0 exactly where x > 0, so the output serves as the mask and the input need not be kept.
         Ok(vec![Some(relu_backward(gpu, &self.y, grad)?)])
     }
@@ -137,12 +116,7 @@ impl Backward for AddBackward {
     fn name(&self) -> &'static str {
         "add"
     }
-    fn backward(
-        &mut self,
-        _gpu: &Gpu,
-        grad: &Tensor,
-        needs: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
+    fn backward(&mut self, _gpu: &Gpu, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         // d(a+b)/da = d(a+b)/db = 1: both inputs receive the upstream gradient unchanged.
         Ok(needs.iter().map(|&n| n.then(|| grad.clone())).collect())
     }
@@ -162,12 +136,7 @@ impl Backward for ScaleBackward {
     fn name(&self) -> &'static str {
         "scale"
     }
-    fn backward(
-        &mut self,
-        gpu: &Gpu,
-        grad: &Tensor,
-        _needs: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
+    fn backward(&mut self, gpu: &Gpu, grad: &Tensor, _needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         // d(alpha·x)/dx = alpha.
         Ok(vec![Some(scale(gpu, grad, self.alpha)?)])
     }
