@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod gpu;
+pub mod nn;
 pub mod ops;
 pub mod tensor;
 pub mod util;

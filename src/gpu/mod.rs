@@ -217,7 +217,7 @@ impl Gpu {
                 limit: l.max_buffer_size,
             });
         }
-        let binding = l.max_storage_buffer_binding_size as u64;
+        let binding = l.max_storage_buffer_binding_size;
         if bytes > binding {
             return Err(Error::TooLarge {
                 tensor: name.to_string(),

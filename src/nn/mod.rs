@@ -1,0 +1,3 @@
+//! Network building blocks shared by models: parameter initialisation.
+
+pub mod init;
