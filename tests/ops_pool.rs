@@ -19,12 +19,7 @@ fn configs() -> Vec<(&'static str, Pool2d)> {
         ("avg 2x2 s2 p0 (NB201 shortcut)", Pool2d::avg(2, 2, 0)),
         (
             "avg 3x3 s1 p1 count_include_pad",
-            Pool2d {
-                kind: PoolKind::Avg {
-                    count_include_pad: true,
-                },
-                ..Pool2d::avg(3, 1, 1)
-            },
+            Pool2d { kind: PoolKind::Avg { count_include_pad: true }, ..Pool2d::avg(3, 1, 1) },
         ),
     ]
 }
@@ -41,12 +36,7 @@ fn check_pool(what: &str, p: &Pool2d, x: &[f32], shape: [usize; 4], seed: u64) {
     assert_close(&format!("{what} fwd"), &down(&y), &want, RTOL);
     let dy = randn(seed, want.len());
     let dx = pool::pool2d_backward(gpu(), &gx, &up(&dy, y.shape()), p).unwrap();
-    assert_close(
-        &format!("{what} bwd"),
-        &down(&dx),
-        &cpu::pool2d_backward(x, shape, &dy, p),
-        RTOL,
-    );
+    assert_close(&format!("{what} bwd"), &down(&dx), &cpu::pool2d_backward(x, shape, &dy, p), RTOL);
 }
 
 #[test]
@@ -67,27 +57,13 @@ fn max_pool_ties_follow_the_first_maximum_rule() {
     for p in [Pool2d::max(3, 1, 1), Pool2d::max(3, 2, 1)] {
         for (j, shape) in SHAPES.into_iter().enumerate() {
             let mut rng = Rng::new(50 + j as u64);
-            let x: Vec<f32> = (0..shape.iter().product())
-                .map(|_| rng.below(3) as f32 - 1.0)
-                .collect();
-            check_pool(
-                &format!("ties {p:?} {shape:?}"),
-                &p,
-                &x,
-                shape,
-                60 + j as u64,
-            );
+            let x: Vec<f32> = (0..shape.iter().product()).map(|_| rng.below(3) as f32 - 1.0).collect();
+            check_pool(&format!("ties {p:?} {shape:?}"), &p, &x, shape, 60 + j as u64);
         }
     }
     // All equal: window (oy, ox) of 3x3 s1 p1 on 3x3 picks pixel (max(oy-1, 0), max(ox-1, 0)).
     let x = up(&[0.5; 9], &[1, 1, 3, 3]);
-    let dx = pool::pool2d_backward(
-        gpu(),
-        &x,
-        &up(&[1.0; 9], &[1, 1, 3, 3]),
-        &Pool2d::max(3, 1, 1),
-    )
-    .unwrap();
+    let dx = pool::pool2d_backward(gpu(), &x, &up(&[1.0; 9], &[1, 1, 3, 3]), &Pool2d::max(3, 1, 1)).unwrap();
     assert_eq!(down(&dx), vec![4.0, 2.0, 0.0, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
 }
 
@@ -106,13 +82,7 @@ fn padding_is_excluded_from_average_and_max() {
 #[test]
 fn global_avg_pool_matches_reference() {
     // 7x9 = 63 and 5x5 take the one-thread-per-plane kernel; 17x19 and 9x8 the workgroup one.
-    let shapes = [
-        [2, 3, 7, 9],
-        [1, 5, 5, 5],
-        [1, 5, 17, 19],
-        [3, 7, 1, 1],
-        [2, 5, 9, 8],
-    ];
+    let shapes = [[2, 3, 7, 9], [1, 5, 5, 5], [1, 5, 17, 19], [3, 7, 1, 1], [2, 5, 9, 8]];
     for (j, shape) in shapes.into_iter().enumerate() {
         let x = randn(200 + j as u64, shape.iter().product());
         let y = pool::global_avg_pool_forward(gpu(), &up(&x, &shape)).unwrap();
@@ -120,12 +90,7 @@ fn global_avg_pool_matches_reference() {
         assert_close("gap fwd", &down(&y), &cpu::global_avg_pool(&x, shape), RTOL);
         let dy = randn(300 + j as u64, shape[0] * shape[1]);
         let dx = pool::global_avg_pool_backward(gpu(), &up(&dy, &shape[..2]), &shape).unwrap();
-        assert_close(
-            "gap bwd",
-            &down(&dx),
-            &cpu::global_avg_pool_backward(&dy, shape),
-            RTOL,
-        );
+        assert_close("gap bwd", &down(&dx), &cpu::global_avg_pool_backward(&dy, shape), RTOL);
     }
 }
 
@@ -142,11 +107,7 @@ fn bad_configs_and_shapes_are_errors_not_panics() {
     // Output size below 1: a 5-row image under a 7x7 window without padding.
     let e = err(pool::pool2d_forward(gpu(), &x, &Pool2d::avg(7, 1, 0)));
     assert!(e.contains("smaller than the kernel"), "{e}");
-    let e = err(pool::pool2d_forward(
-        gpu(),
-        &x.reshape(&[5, 9]).unwrap(),
-        &Pool2d::avg(3, 1, 1),
-    ));
+    let e = err(pool::pool2d_forward(gpu(), &x.reshape(&[5, 9]).unwrap(), &Pool2d::avg(3, 1, 1)));
     assert!(e.contains("NCHW"), "{e}");
     // dy of the wrong shape, for both backward paths.
     let bad_dy = up(&randn(2, 45), &[1, 1, 5, 9]);
@@ -154,16 +115,9 @@ fn bad_configs_and_shapes_are_errors_not_panics() {
         let e = err(pool::pool2d_backward(gpu(), &x, &bad_dy, &p));
         assert!(e.contains("expected [1, 1, 3, 5]"), "{e}");
     }
-    let e = err(pool::global_avg_pool_backward(
-        gpu(),
-        &bad_dy,
-        &[1, 1, 5, 9],
-    ));
+    let e = err(pool::global_avg_pool_backward(gpu(), &bad_dy, &[1, 1, 5, 9]));
     assert!(e.contains("expected [1, 1]"), "{e}");
-    let e = err(pool::global_avg_pool_forward(
-        gpu(),
-        &up(&[], &[2, 3, 0, 4]),
-    ));
+    let e = err(pool::global_avg_pool_forward(gpu(), &up(&[], &[2, 3, 0, 4])));
     assert!(e.contains("empty plane"), "{e}");
 }
 

@@ -21,9 +21,7 @@ fn span(o: usize, len: usize, p: &Pool2d) -> (usize, usize) {
 /// Average divisor: k², or the number of in-image pixels of the window.
 fn divisor(p: &Pool2d, ys: (usize, usize), xs: (usize, usize)) -> f64 {
     match p.kind {
-        PoolKind::Avg {
-            count_include_pad: true,
-        } => (p.kernel * p.kernel) as f64,
+        PoolKind::Avg { count_include_pad: true } => (p.kernel * p.kernel) as f64,
         _ => ((ys.1 - ys.0) * (xs.1 - xs.0)) as f64,
     }
 }
@@ -42,11 +40,7 @@ fn first_max(plane: &[f32], w: usize, ys: (usize, usize), xs: (usize, usize)) ->
 }
 
 /// Calls `f(plane_index, output_index, rows, cols)` for every output window of every plane.
-fn each_window(
-    shape: [usize; 4],
-    p: &Pool2d,
-    mut f: impl FnMut(usize, usize, (usize, usize), (usize, usize)),
-) {
+fn each_window(shape: [usize; 4], p: &Pool2d, mut f: impl FnMut(usize, usize, (usize, usize), (usize, usize))) {
     let [n, c, h, w] = shape;
     let (oh, ow) = (out_len(h, p), out_len(w, p));
     for plane in 0..n * c {
@@ -69,10 +63,8 @@ pub fn pool2d(x: &[f32], shape: [usize; 4], p: &Pool2d) -> Vec<f32> {
         y[o] = match p.kind {
             PoolKind::Max => px[first_max(px, w, ys, xs)],
             PoolKind::Avg { .. } => {
-                let sum: f64 = (ys.0..ys.1)
-                    .flat_map(|r| px[r * w + xs.0..r * w + xs.1].iter())
-                    .map(|&v| v as f64)
-                    .sum();
+                let sum: f64 =
+                    (ys.0..ys.1).flat_map(|r| px[r * w + xs.0..r * w + xs.1].iter()).map(|&v| v as f64).sum();
                 (sum / divisor(p, ys, xs)) as f32
             }
         };
@@ -120,9 +112,7 @@ pub fn global_avg_pool(x: &[f32], shape: [usize; 4]) -> Vec<f32> {
 pub fn global_avg_pool_backward(dy: &[f32], shape: [usize; 4]) -> Vec<f32> {
     let [n, c, h, w] = shape;
     let hw = h * w;
-    (0..n * c * hw)
-        .map(|i| (dy[i / hw] as f64 / hw as f64) as f32)
-        .collect()
+    (0..n * c * hw).map(|i| (dy[i / hw] as f64 / hw as f64) as f32).collect()
 }
 
 #[cfg(test)]
@@ -133,18 +123,10 @@ mod tests {
 
     /// Compares `grad` with the finite-difference gradient of L(x) = Σ f(x) · dy.
     fn check_grad(x: &[f32], dy: &[f32], f: impl Fn(&[f32]) -> Vec<f32>, grad: &[f32], what: &str) {
-        let loss = |x: &[f32]| {
-            f(x).iter()
-                .zip(dy)
-                .map(|(&a, &b)| a as f64 * b as f64)
-                .sum()
-        };
+        let loss = |x: &[f32]| f(x).iter().zip(dy).map(|(&a, &b)| a as f64 * b as f64).sum();
         let num = finite_diff(x, loss, 1e-2);
         for (i, (a, n)) in grad.iter().zip(&num).enumerate() {
-            assert!(
-                (*a as f64 - n).abs() < 1e-3,
-                "{what}: element {i}: {a} vs {n}"
-            );
+            assert!((*a as f64 - n).abs() < 1e-3, "{what}: element {i}: {a} vs {n}");
         }
     }
 
@@ -153,12 +135,7 @@ mod tests {
             Pool2d::avg(3, 1, 1),
             Pool2d::avg(3, 2, 1),
             Pool2d::avg(2, 2, 0),
-            Pool2d {
-                kind: PoolKind::Avg {
-                    count_include_pad: true,
-                },
-                ..Pool2d::avg(3, 1, 1)
-            },
+            Pool2d { kind: PoolKind::Avg { count_include_pad: true }, ..Pool2d::avg(3, 1, 1) },
             Pool2d::max(3, 1, 1),
             Pool2d::max(3, 2, 1),
         ]
@@ -198,15 +175,8 @@ mod tests {
         // 3×3 corner window holds 4 in-image pixels of 9.
         let x = vec![1.0f32; 9];
         let shape = [1, 1, 3, 3];
-        assert!(pool2d(&x, shape, &Pool2d::avg(3, 1, 1))
-            .iter()
-            .all(|&v| v == 1.0));
-        let with_pad = Pool2d {
-            kind: PoolKind::Avg {
-                count_include_pad: true,
-            },
-            ..Pool2d::avg(3, 1, 1)
-        };
+        assert!(pool2d(&x, shape, &Pool2d::avg(3, 1, 1)).iter().all(|&v| v == 1.0));
+        let with_pad = Pool2d { kind: PoolKind::Avg { count_include_pad: true }, ..Pool2d::avg(3, 1, 1) };
         let y = pool2d(&x, shape, &with_pad);
         assert!((y[0] - 4.0 / 9.0).abs() < 1e-7 && (y[4] - 1.0).abs() < 1e-7);
     }

@@ -63,24 +63,12 @@ pub struct Pool2d {
 impl Pool2d {
     /// Average pool that divides by the in-image count (`count_include_pad = False`).
     pub fn avg(kernel: usize, stride: usize, padding: usize) -> Pool2d {
-        Pool2d {
-            kind: PoolKind::Avg {
-                count_include_pad: false,
-            },
-            kernel,
-            stride,
-            padding,
-        }
+        Pool2d { kind: PoolKind::Avg { count_include_pad: false }, kernel, stride, padding }
     }
 
     /// Max pool.
     pub fn max(kernel: usize, stride: usize, padding: usize) -> Pool2d {
-        Pool2d {
-            kind: PoolKind::Max,
-            kernel,
-            stride,
-            padding,
-        }
+        Pool2d { kind: PoolKind::Max, kernel, stride, padding }
     }
 
     /// Fails on a zero kernel or stride, or padding over k/2 (PyTorch's rule).
@@ -89,19 +77,13 @@ impl Pool2d {
         if self.kernel == 0 || self.stride == 0 {
             return Err(Error::invalid(
                 op,
-                format!(
-                    "kernel ({}) and stride ({}) must be at least 1",
-                    self.kernel, self.stride
-                ),
+                format!("kernel ({}) and stride ({}) must be at least 1", self.kernel, self.stride),
             ));
         }
         if self.padding > self.kernel / 2 {
             return Err(Error::invalid(
                 op,
-                format!(
-                    "padding {} is more than half the kernel size {}",
-                    self.padding, self.kernel
-                ),
+                format!("padding {} is more than half the kernel size {}", self.padding, self.kernel),
             ));
         }
         Ok(())
@@ -114,10 +96,7 @@ impl Pool2d {
         if len == 0 || padded < self.kernel {
             return Err(Error::shape(
                 "pool2d",
-                format!(
-                    "input length {len} with padding {} is smaller than the kernel {}",
-                    self.padding, self.kernel
-                ),
+                format!("input length {len} with padding {} is smaller than the kernel {}", self.padding, self.kernel),
             ));
         }
         Ok((padded - self.kernel) / self.stride + 1)
@@ -175,12 +154,7 @@ impl Geometry {
             k: p.kernel as u32,
             s: p.stride as u32,
             pad: p.padding as u32,
-            include_pad: u32::from(matches!(
-                p.kind,
-                PoolKind::Avg {
-                    count_include_pad: true
-                }
-            )),
+            include_pad: u32::from(matches!(p.kind, PoolKind::Avg { count_include_pad: true })),
             _pad: [0; 3],
         }
     }
@@ -189,10 +163,7 @@ impl Geometry {
 fn dims4(op: &'static str, shape: &[usize]) -> Result<[usize; 4]> {
     match shape {
         &[n, c, h, w] => Ok([n, c, h, w]),
-        _ => Err(Error::shape(
-            op,
-            format!("input must be NCHW, got shape {shape:?}"),
-        )),
+        _ => Err(Error::shape(op, format!("input must be NCHW, got shape {shape:?}"))),
     }
 }
 
@@ -200,10 +171,7 @@ fn dims4(op: &'static str, shape: &[usize]) -> Result<[usize; 4]> {
 fn fits_u32(op: &'static str, shape: &[usize], extra: usize) -> Result<()> {
     let n = numel(shape);
     if n.checked_add(extra).is_none_or(|v| v > u32::MAX as usize) {
-        return Err(Error::invalid(
-            op,
-            format!("shape {shape:?} has too many elements for 32-bit indexing"),
-        ));
+        return Err(Error::invalid(op, format!("shape {shape:?} has too many elements for 32-bit indexing")));
     }
     Ok(())
 }
@@ -215,10 +183,7 @@ fn geometry(op: &'static str, x_shape: &[usize], p: &Pool2d) -> Result<Geometry>
     let x = dims4(op, x_shape)?;
     let out = p.output_shape(x_shape)?;
     if p.kernel > MAX_KERNEL {
-        return Err(Error::invalid(
-            op,
-            format!("kernel {} is over the supported {MAX_KERNEL}", p.kernel),
-        ));
+        return Err(Error::invalid(op, format!("kernel {} is over the supported {MAX_KERNEL}", p.kernel)));
     }
     // The shader forms coordinates up to H + 2p + k + s.
     let extra = (2 * p.padding + p.kernel).saturating_add(p.stride);
@@ -229,13 +194,7 @@ fn geometry(op: &'static str, x_shape: &[usize], p: &Pool2d) -> Result<Geometry>
 
 /// Records one launch of `threads` invocations. Binding order is (x, dy, idx, out); each
 /// entry point binds only the slots it uses, so unused slots may repeat any tensor.
-fn launch(
-    gpu: &Gpu,
-    entry: &str,
-    params: &Params,
-    tensors: [&Tensor; 4],
-    groups: [u32; 3],
-) -> Result<()> {
+fn launch(gpu: &Gpu, entry: &str, params: &Params, tensors: [&Tensor; 4], groups: [u32; 3]) -> Result<()> {
     gpu.dispatch(SHADER, entry, params, &tensors, groups)
 }
 
@@ -252,13 +211,7 @@ pub fn pool2d_forward(gpu: &Gpu, x: &Tensor, p: &Pool2d) -> Result<Tensor> {
         PoolKind::Max => "max_fwd",
     };
     let n = y.numel();
-    launch(
-        gpu,
-        entry,
-        &g.params(p, n),
-        [x, x, &y, &y],
-        per_thread(gpu, n),
-    )?;
+    launch(gpu, entry, &g.params(p, n), [x, x, &y, &y], per_thread(gpu, n))?;
     Ok(y)
 }
 
@@ -278,13 +231,7 @@ fn avg_backward(gpu: &Gpu, x_shape: &[usize], dy: &Tensor, p: &Pool2d) -> Result
     dy.expect_shape(op, &g.out)?;
     let dx = Tensor::empty(gpu, x_shape, "avg pool grad")?;
     let n = dx.numel();
-    launch(
-        gpu,
-        "avg_bwd",
-        &g.params(p, n),
-        [dy, dy, &dx, &dx],
-        per_thread(gpu, n),
-    )?;
+    launch(gpu, "avg_bwd", &g.params(p, n), [dy, dy, &dx, &dx], per_thread(gpu, n))?;
     Ok(dx)
 }
 
@@ -297,21 +244,9 @@ fn max_backward(gpu: &Gpu, x: &Tensor, dy: &Tensor, p: &Pool2d) -> Result<Tensor
     let idx = Tensor::empty(gpu, &g.out, "max pool argmax")?;
     let dx = Tensor::empty(gpu, x.shape(), "max pool grad")?;
     let n_out = idx.numel();
-    launch(
-        gpu,
-        "max_argmax",
-        &g.params(p, n_out),
-        [x, x, &idx, &dx],
-        per_thread(gpu, n_out),
-    )?;
+    launch(gpu, "max_argmax", &g.params(p, n_out), [x, x, &idx, &dx], per_thread(gpu, n_out))?;
     let n = dx.numel();
-    launch(
-        gpu,
-        "max_bwd",
-        &g.params(p, n),
-        [x, dy, &idx, &dx],
-        per_thread(gpu, n),
-    )?;
+    launch(gpu, "max_bwd", &g.params(p, n), [x, dy, &idx, &dx], per_thread(gpu, n))?;
     Ok(dx)
 }
 
@@ -334,10 +269,7 @@ fn gap_params(threads: usize, h: usize, w: usize) -> Params {
 fn gap_dims(op: &'static str, x_shape: &[usize]) -> Result<[usize; 4]> {
     let d = dims4(op, x_shape)?;
     if d[2] == 0 || d[3] == 0 {
-        return Err(Error::shape(
-            op,
-            format!("cannot average over an empty plane: input shape {x_shape:?}"),
-        ));
+        return Err(Error::shape(op, format!("cannot average over an empty plane: input shape {x_shape:?}")));
     }
     fits_u32(op, x_shape, 0)?;
     Ok(d)
@@ -350,13 +282,7 @@ pub fn global_avg_pool_forward(gpu: &Gpu, x: &Tensor) -> Result<Tensor> {
     let planes = n * c;
     let params = gap_params(planes, h, w);
     if h * w <= GAP_SERIAL_MAX {
-        launch(
-            gpu,
-            "gap_fwd_thread",
-            &params,
-            [x, x, &y, &y],
-            per_thread(gpu, planes),
-        )?;
+        launch(gpu, "gap_fwd_thread", &params, [x, x, &y, &y], per_thread(gpu, planes))?;
     } else {
         let groups = gpu.grid(planes as u64);
         launch(gpu, "gap_fwd_wg", &params, [x, x, &y, &y], groups)?;
@@ -371,13 +297,7 @@ pub fn global_avg_pool_backward(gpu: &Gpu, dy: &Tensor, x_shape: &[usize]) -> Re
     dy.expect_shape(op, &[n, c])?;
     let dx = Tensor::empty(gpu, x_shape, "gap grad")?;
     let total = dx.numel();
-    launch(
-        gpu,
-        "gap_bwd",
-        &gap_params(total, h, w),
-        [dy, dy, &dx, &dx],
-        per_thread(gpu, total),
-    )?;
+    launch(gpu, "gap_bwd", &gap_params(total, h, w), [dy, dy, &dx, &dx], per_thread(gpu, total))?;
     Ok(dx)
 }
 
@@ -396,12 +316,7 @@ impl Backward for Pool2dBackward {
     fn name(&self) -> &'static str {
         "pool2d"
     }
-    fn backward(
-        &mut self,
-        gpu: &Gpu,
-        grad: &Tensor,
-        needs: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
+    fn backward(&mut self, gpu: &Gpu, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         if !needs.first().copied().unwrap_or(false) {
             return Ok(vec![None]);
         }
@@ -434,20 +349,11 @@ impl Backward for GapBackward {
     fn name(&self) -> &'static str {
         "global_avg_pool"
     }
-    fn backward(
-        &mut self,
-        gpu: &Gpu,
-        grad: &Tensor,
-        needs: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
+    fn backward(&mut self, gpu: &Gpu, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         if !needs.first().copied().unwrap_or(false) {
             return Ok(vec![None]);
         }
-        Ok(vec![Some(global_avg_pool_backward(
-            gpu,
-            grad,
-            &self.x_shape,
-        )?)])
+        Ok(vec![Some(global_avg_pool_backward(gpu, grad, &self.x_shape)?)])
     }
 }
 
@@ -465,22 +371,10 @@ mod tests {
     #[test]
     fn pool_output_sizes_follow_the_floor_formula() {
         // ⌊(H + 2p − k)/s⌋ + 1
-        assert_eq!(
-            Pool2d::avg(3, 1, 1).output_shape(&[2, 3, 7, 9]).ok(),
-            Some([2, 3, 7, 9])
-        );
-        assert_eq!(
-            Pool2d::max(3, 2, 1).output_shape(&[1, 5, 7, 9]).ok(),
-            Some([1, 5, 4, 5])
-        );
-        assert_eq!(
-            Pool2d::avg(2, 2, 0).output_shape(&[1, 3, 5, 3]).ok(),
-            Some([1, 3, 2, 1])
-        );
-        assert_eq!(
-            Pool2d::max(3, 2, 1).output_shape(&[1, 1, 1, 1]).ok(),
-            Some([1, 1, 1, 1])
-        );
+        assert_eq!(Pool2d::avg(3, 1, 1).output_shape(&[2, 3, 7, 9]).ok(), Some([2, 3, 7, 9]));
+        assert_eq!(Pool2d::max(3, 2, 1).output_shape(&[1, 5, 7, 9]).ok(), Some([1, 5, 4, 5]));
+        assert_eq!(Pool2d::avg(2, 2, 0).output_shape(&[1, 3, 5, 3]).ok(), Some([1, 3, 2, 1]));
+        assert_eq!(Pool2d::max(3, 2, 1).output_shape(&[1, 1, 1, 1]).ok(), Some([1, 1, 1, 1]));
     }
 
     #[test]
