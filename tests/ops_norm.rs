@@ -10,14 +10,8 @@ use wgnas::{Gpu, Tensor};
 /// Shapes (N, C, H, W): odd channel counts and spatial sizes, batch 1, a 5×3 image, and
 /// sizes whose channels span several 4096-element chunks (the last one shorter) so the
 /// reductions run many iterations per invocation and combine partials.
-const SHAPES: [[usize; 4]; 6] = [
-    [2, 3, 7, 9],
-    [1, 5, 4, 4],
-    [3, 16, 5, 3],
-    [1, 7, 9, 7],
-    [8, 4, 32, 32],
-    [4, 2, 50, 50],
-];
+const SHAPES: [[usize; 4]; 6] =
+    [[2, 3, 7, 9], [1, 5, 4, 4], [3, 16, 5, 3], [1, 7, 9, 7], [8, 4, 32, 32], [4, 2, 50, 50]];
 
 const EPS: f32 = 1e-5;
 
@@ -28,10 +22,7 @@ fn dims3(s: [usize; 4]) -> [usize; 3] {
 
 /// Input with a non-zero mean and a non-unit scale, so normalisation has work to do.
 fn input(seed: u64, s: [usize; 4]) -> Vec<f32> {
-    randn(seed, s.iter().product())
-        .iter()
-        .map(|v| 3.0 * v + 1.5)
-        .collect()
+    randn(seed, s.iter().product()).iter().map(|v| 3.0 * v + 1.5).collect()
 }
 
 /// γ, β and running statistics of length c (running var positive).
@@ -56,8 +47,7 @@ fn train_forward_matches_reference() {
         let (gg, gb) = (up(&g, &[s[1]]), up(&b, &[s[1]]));
         for affine in [false, true] {
             let aff = affine.then_some((&gg, &gb));
-            let (y, st) = norm::batch_norm_train(gpu(), &gx, aff, None, BnConfig::default())
-                .expect("train forward");
+            let (y, st) = norm::batch_norm_train(gpu(), &gx, aff, None, BnConfig::default()).expect("train forward");
             let caff = affine.then_some((&g[..], &b[..]));
             let (wy, wm, wi) = cpu::batch_norm_train(&x, dims3(s), caff, EPS);
             let what = format!("train y {s:?} affine={affine}");
@@ -71,19 +61,12 @@ fn train_forward_matches_reference() {
 
 #[test]
 fn running_statistics_update_in_place() {
-    let cfg = BnConfig {
-        eps: 1e-3,
-        momentum: 0.3,
-    };
-    for (k, s) in [[2, 3, 7, 9], [1, 5, 3, 1], [8, 4, 32, 32]]
-        .into_iter()
-        .enumerate()
-    {
+    let cfg = BnConfig { eps: 1e-3, momentum: 0.3 };
+    for (k, s) in [[2, 3, 7, 9], [1, 5, 3, 1], [8, 4, 32, 32]].into_iter().enumerate() {
         let x = input(30 + k as u64, s);
         let (_, _, rm, rv) = channel_params(40 + k as u64, s[1]);
         let (grm, grv) = (up(&rm, &[s[1]]), up(&rv, &[s[1]]));
-        let (y, _) = norm::batch_norm_train(gpu(), &up(&x, &s), None, Some((&grm, &grv)), cfg)
-            .expect("train forward");
+        let (y, _) = norm::batch_norm_train(gpu(), &up(&x, &s), None, Some((&grm, &grv)), cfg).expect("train forward");
         let (wrm, wrv) = cpu::running_update(&x, dims3(s), (&rm, &rv), cfg.momentum);
         assert_close("running mean", &down(&grm), &wrm, RTOL);
         assert_close("running var", &down(&grv), &wrv, RTOL);
@@ -101,16 +84,11 @@ fn eval_forward_matches_reference() {
         let (gg, gb, grm, grv) = (up(&g, &c), up(&b, &c), up(&rm, &c), up(&rv, &c));
         for affine in [false, true] {
             let aff = affine.then_some((&gg, &gb));
-            let y = norm::batch_norm_eval(gpu(), &up(&x, &s), aff, &grm, &grv, BnConfig::default())
-                .expect("eval forward");
+            let y =
+                norm::batch_norm_eval(gpu(), &up(&x, &s), aff, &grm, &grv, BnConfig::default()).expect("eval forward");
             let caff = affine.then_some((&g[..], &b[..]));
             let want = cpu::batch_norm_eval(&x, dims3(s), caff, (&rm, &rv), EPS);
-            assert_close(
-                &format!("eval y {s:?} affine={affine}"),
-                &down(&y),
-                &want,
-                RTOL,
-            );
+            assert_close(&format!("eval y {s:?} affine={affine}"), &down(&y), &want, RTOL);
         }
         assert_eq!(down(&grm), rm, "evaluation leaves running stats alone");
     }
@@ -126,11 +104,9 @@ fn train_backward_matches_reference() {
         let (gg, gb) = (up(&g, &[s[1]]), up(&b, &[s[1]]));
         for affine in [false, true] {
             let aff = affine.then_some((&gg, &gb));
-            let (_, st) = norm::batch_norm_train(gpu(), &gx, aff, None, BnConfig::default())
-                .expect("train forward");
+            let (_, st) = norm::batch_norm_train(gpu(), &gx, aff, None, BnConfig::default()).expect("train forward");
             let gamma = affine.then_some(&gg);
-            let gr = norm::batch_norm_backward_train(gpu(), &gdy, &gx, &st, gamma, [true; 3])
-                .expect("train backward");
+            let gr = norm::batch_norm_backward_train(gpu(), &gdy, &gx, &st, gamma, [true; 3]).expect("train backward");
             let cg = affine.then_some(&g[..]);
             let (wdx, wdg, wdb) = cpu::batch_norm_backward_train(&x, &dy, dims3(s), cg, EPS);
             let tag = format!("{s:?} affine={affine}");
@@ -149,33 +125,16 @@ fn eval_backward_matches_reference() {
         let (g, _, rm, rv) = channel_params(120 + k as u64, s[1]);
         let c = [s[1]];
         let (gx, gdy, gg) = (up(&x, &s), up(&dy, &s), up(&g, &c));
-        let st = norm::eval_stats(gpu(), &up(&rm, &c), &up(&rv, &c), BnConfig::default())
-            .expect("eval stats");
+        let st = norm::eval_stats(gpu(), &up(&rm, &c), &up(&rv, &c), BnConfig::default()).expect("eval stats");
         for affine in [false, true] {
             let gamma = affine.then_some(&gg);
-            let gr = norm::batch_norm_backward_eval(gpu(), &gdy, &gx, &st, gamma, [true; 3])
-                .expect("eval backward");
+            let gr = norm::batch_norm_backward_eval(gpu(), &gdy, &gx, &st, gamma, [true; 3]).expect("eval backward");
             let cg = affine.then_some(&g[..]);
             let want = cpu::batch_norm_backward_eval(&x, &dy, dims3(s), cg, (&rm, &rv), EPS);
             let tag = format!("{s:?} affine={affine}");
-            assert_close(
-                &format!("eval dx {tag}"),
-                &down(&gr.dx.unwrap()),
-                &want.0,
-                RTOL,
-            );
-            assert_close(
-                &format!("eval dg {tag}"),
-                &down(&gr.dgamma.unwrap()),
-                &want.1,
-                RTOL,
-            );
-            assert_close(
-                &format!("eval db {tag}"),
-                &down(&gr.dbeta.unwrap()),
-                &want.2,
-                RTOL,
-            );
+            assert_close(&format!("eval dx {tag}"), &down(&gr.dx.unwrap()), &want.0, RTOL);
+            assert_close(&format!("eval dg {tag}"), &down(&gr.dgamma.unwrap()), &want.1, RTOL);
+            assert_close(&format!("eval db {tag}"), &down(&gr.dbeta.unwrap()), &want.2, RTOL);
         }
     }
 }
@@ -188,21 +147,12 @@ fn backward_computes_only_requested_gradients() {
     let (g, b, _, _) = channel_params(132, s[1]);
     let (gx, gdy) = (up(&x, &s), up(&dy, &s));
     let (gg, gb) = (up(&g, &[5]), up(&b, &[5]));
-    let (_, st) = norm::batch_norm_train(gpu(), &gx, Some((&gg, &gb)), None, BnConfig::default())
-        .expect("train forward");
+    let (_, st) =
+        norm::batch_norm_train(gpu(), &gx, Some((&gg, &gb)), None, BnConfig::default()).expect("train forward");
     let want = cpu::batch_norm_backward_train(&x, &dy, dims3(s), Some(&g), EPS);
-    for needs in [
-        [true, false, false],
-        [false, true, false],
-        [false, false, true],
-        [false, true, true],
-    ] {
-        let gr = norm::batch_norm_backward_train(gpu(), &gdy, &gx, &st, Some(&gg), needs)
-            .expect("backward");
-        assert_eq!(
-            [gr.dx.is_some(), gr.dgamma.is_some(), gr.dbeta.is_some()],
-            needs
-        );
+    for needs in [[true, false, false], [false, true, false], [false, false, true], [false, true, true]] {
+        let gr = norm::batch_norm_backward_train(gpu(), &gdy, &gx, &st, Some(&gg), needs).expect("backward");
+        assert_eq!([gr.dx.is_some(), gr.dgamma.is_some(), gr.dbeta.is_some()], needs);
         if let Some(dx) = gr.dx {
             assert_close("dx alone", &down(&dx), &want.0, RTOL);
         }
@@ -233,11 +183,7 @@ fn dispatch_counts_match_the_documented_plan() {
     let cfg = BnConfig::default();
     let mut st = None;
     let n = dispatches(gpu, || {
-        st = Some(
-            norm::batch_norm_train(gpu, &x, Some((&v, &v)), Some((&rm, &rv)), cfg)
-                .unwrap()
-                .1,
-        )
+        st = Some(norm::batch_norm_train(gpu, &x, Some((&v, &v)), Some((&rm, &rv)), cfg).unwrap().1)
     });
     assert_eq!(n, 3, "train forward: partials, finalize, normalise");
     let st = st.unwrap();
@@ -253,11 +199,7 @@ fn dispatch_counts_match_the_documented_plan() {
     };
     assert_eq!(bwd([true, true, true], true), 3);
     assert_eq!(bwd([false, true, false], true), 2, "no dx kernel");
-    assert_eq!(
-        bwd([true, false, false], false),
-        1,
-        "eval dx needs no reduction"
-    );
+    assert_eq!(bwd([true, false, false], false), 1, "eval dx needs no reduction");
     assert_eq!(bwd([false, false, false], true), 0);
     let n = dispatches(gpu, || {
         norm::batch_norm_eval(gpu, &x, None, &rm, &rv, cfg).unwrap();
@@ -278,17 +220,14 @@ fn tape_op_trains_and_skips_unrequested_gradients() {
     let xv = tape.leaf(&up(&x, &s));
     let (gv, bv) = (tape.leaf(&up(&g, &c)), tape.leaf(&up(&b, &c)));
     let cfg = BnConfig::default();
-    let y = norm::batch_norm(&tape, &xv, Some((&gv, &bv)), Some((&grm, &grv)), true, cfg)
-        .expect("tape forward");
+    let y = norm::batch_norm(&tape, &xv, Some((&gv, &bv)), Some((&grm, &grv)), true, cfg).expect("tape forward");
     let (wy, _, _) = cpu::batch_norm_train(&x, dims3(s), Some((&g, &b)), EPS);
     assert_close("tape y", &down(&y.tensor), &wy, RTOL);
     let (wrm, _) = cpu::running_update(&x, dims3(s), (&rm, &rv), cfg.momentum);
     assert_close("tape running mean", &down(&grm), &wrm, RTOL);
 
     // Only γ requested: x and β get nothing.
-    let grads = tape
-        .backward_with(&y, up(&dy, &s), &[&gv])
-        .expect("backward");
+    let grads = tape.backward_with(&y, up(&dy, &s), &[&gv]).expect("backward");
     let want = cpu::batch_norm_backward_train(&x, &dy, dims3(s), Some(&g), EPS);
     assert_close("tape dgamma", &down(grads.get(&gv).unwrap()), &want.1, RTOL);
     assert!(grads.get(&xv).is_none() && grads.get(&bv).is_none());
@@ -329,12 +268,7 @@ fn tape_op_eval_mode_uses_running_or_batch_statistics() {
     assert_close("tape eval batch-stat y", &down(&y.tensor), &want, RTOL);
     let grads = tape.backward_with(&y, up(&dy, &s), &[&xv]).unwrap();
     let wdx = cpu::batch_norm_backward_train(&x, &dy, dims3(s), None, EPS).0;
-    assert_close(
-        "tape eval batch-stat dx",
-        &down(grads.get(&xv).unwrap()),
-        &wdx,
-        RTOL,
-    );
+    assert_close("tape eval batch-stat dx", &down(grads.get(&xv).unwrap()), &wdx, RTOL);
 }
 
 /// The message of an expected error.
@@ -353,49 +287,15 @@ fn bad_shapes_and_arguments_are_errors_not_panics() {
     let c4 = up(&[1.0; 4], &[4]);
     let cfg = BnConfig::default();
 
-    let e = err(norm::batch_norm_train(
-        gpu(),
-        &x,
-        Some((&c4, &c3)),
-        None,
-        cfg,
-    ));
-    assert!(
-        e.contains("batch_norm") && e.contains("[4]") && e.contains("[3]"),
-        "{e}"
-    );
-    let e = err(norm::batch_norm_eval(
-        gpu(),
-        &x,
-        Some((&c3, &c4)),
-        &c3,
-        &up(&[1.0; 3], &[3]),
-        cfg,
-    ));
+    let e = err(norm::batch_norm_train(gpu(), &x, Some((&c4, &c3)), None, cfg));
+    assert!(e.contains("batch_norm") && e.contains("[4]") && e.contains("[3]"), "{e}");
+    let e = err(norm::batch_norm_eval(gpu(), &x, Some((&c3, &c4)), &c3, &up(&[1.0; 3], &[3]), cfg));
     assert!(e.contains("[4]"), "{e}");
-    let e = err(norm::batch_norm_train(
-        gpu(),
-        &x,
-        None,
-        Some((&c3, &c4)),
-        cfg,
-    ));
+    let e = err(norm::batch_norm_train(gpu(), &x, None, Some((&c3, &c4)), cfg));
     assert!(e.contains("[4]"), "{e}");
-    let e = err(norm::batch_norm_train(
-        gpu(),
-        &x,
-        None,
-        Some((&c3, &c3)),
-        cfg,
-    ));
+    let e = err(norm::batch_norm_train(gpu(), &x, None, Some((&c3, &c3)), cfg));
     assert!(e.contains("distinct"), "{e}");
-    let e = err(norm::batch_norm_train(
-        gpu(),
-        &up(&[1.0; 6], &[2, 3]),
-        None,
-        None,
-        cfg,
-    ));
+    let e = err(norm::batch_norm_train(gpu(), &up(&[1.0; 6], &[2, 3]), None, None, cfg));
     assert!(e.contains("NCHW"), "{e}");
     let one = up(&[1.0, 2.0], &[1, 2, 1, 1]);
     let e = err(norm::batch_norm_train(gpu(), &one, None, None, cfg));
@@ -406,23 +306,9 @@ fn bad_shapes_and_arguments_are_errors_not_panics() {
 
     let (_, st) = norm::batch_norm_train(gpu(), &x, None, None, cfg).unwrap();
     let dy = up(&[0.0; 32], &[2, 1, 4, 4]);
-    let e = err(norm::batch_norm_backward_train(
-        gpu(),
-        &dy,
-        &x,
-        &st,
-        None,
-        [true; 3],
-    ));
+    let e = err(norm::batch_norm_backward_train(gpu(), &dy, &x, &st, None, [true; 3]));
     assert!(e.contains("backward"), "{e}");
-    let e = err(norm::batch_norm_backward_train(
-        gpu(),
-        &x,
-        &x,
-        &st,
-        Some(&c4),
-        [true; 3],
-    ));
+    let e = err(norm::batch_norm_backward_train(gpu(), &x, &x, &st, Some(&c4), [true; 3]));
     assert!(e.contains("[4]"), "{e}");
 
     let tape = Tape::new(gpu());
@@ -436,12 +322,8 @@ fn bad_shapes_and_arguments_are_errors_not_panics() {
 fn statistics_stay_accurate_far_from_zero() {
     // Mean 100, std 1: E[x²] − E[x]² would lose about 4 digits here; two passes do not.
     let s = [8, 2, 32, 32];
-    let x: Vec<f32> = randn(180, s.iter().product())
-        .iter()
-        .map(|v| v + 100.0)
-        .collect();
-    let (y, st) = norm::batch_norm_train(gpu(), &up(&x, &s), None, None, BnConfig::default())
-        .expect("train forward");
+    let x: Vec<f32> = randn(180, s.iter().product()).iter().map(|v| v + 100.0).collect();
+    let (y, st) = norm::batch_norm_train(gpu(), &up(&x, &s), None, None, BnConfig::default()).expect("train forward");
     let (wy, wm, wi) = cpu::batch_norm_train(&x, dims3(s), None, EPS);
     assert_close("far y", &down(&y), &wy, RTOL);
     assert_close("far mean", &down(&st.mean), &wm, RTOL);

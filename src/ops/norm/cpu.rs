@@ -25,13 +25,7 @@ pub fn batch_stats(x: &[f32], dims: [usize; 3]) -> (Vec<f64>, Vec<f64>) {
 }
 
 /// `y = (x − mean[c])·invstd[c]·γ[c] + β[c]` elementwise (γ = 1, β = 0 without affine).
-fn apply(
-    x: &[f32],
-    dims: [usize; 3],
-    mean: &[f64],
-    invstd: &[f64],
-    affine: Option<(&[f32], &[f32])>,
-) -> Vec<f32> {
+fn apply(x: &[f32], dims: [usize; 3], mean: &[f64], invstd: &[f64], affine: Option<(&[f32], &[f32])>) -> Vec<f32> {
     let [_, nc, hw] = dims;
     x.iter()
         .enumerate()
@@ -65,22 +59,13 @@ pub fn batch_norm_train(
 /// Running-statistics update of one training step:
 /// `r_mean ← (1 − m)·r_mean + m·mean`, `r_var ← (1 − m)·r_var + m·var·M/(M − 1)`.
 /// Returns the new `(running_mean, running_var)`.
-pub fn running_update(
-    x: &[f32],
-    dims: [usize; 3],
-    running: (&[f32], &[f32]),
-    momentum: f32,
-) -> (Vec<f32>, Vec<f32>) {
+pub fn running_update(x: &[f32], dims: [usize; 3], running: (&[f32], &[f32]), momentum: f32) -> (Vec<f32>, Vec<f32>) {
     let (mean, var) = batch_stats(x, dims);
     let m = (dims[0] * dims[2]) as f64;
     let mo = momentum as f64;
     let blend = |r: f32, b: f64| ((1.0 - mo) * r as f64 + mo * b) as f32;
     let rm = running.0.iter().zip(&mean).map(|(&r, &b)| blend(r, b));
-    let rv = running
-        .1
-        .iter()
-        .zip(&var)
-        .map(|(&r, &b)| blend(r, b * m / (m - 1.0)));
+    let rv = running.1.iter().zip(&var).map(|(&r, &b)| blend(r, b * m / (m - 1.0)));
     (rm.collect(), rv.collect())
 }
 
@@ -98,20 +83,12 @@ pub fn batch_norm_eval(
 }
 
 /// Per-channel `(Σ dy, Σ dy·x̂)` with `x̂ = (x − mean)·invstd`.
-fn grad_sums(
-    x: &[f32],
-    dy: &[f32],
-    dims: [usize; 3],
-    mean: &[f64],
-    is: &[f64],
-) -> (Vec<f64>, Vec<f64>) {
+fn grad_sums(x: &[f32], dy: &[f32], dims: [usize; 3], mean: &[f64], is: &[f64]) -> (Vec<f64>, Vec<f64>) {
     (0..dims[1])
         .map(|c| {
             channel(dy, dims, c)
                 .zip(channel(x, dims, c))
-                .fold((0.0, 0.0), |(s, sx), (d, v)| {
-                    (s + d, sx + d * (v - mean[c]) * is[c])
-                })
+                .fold((0.0, 0.0), |(s, sx), (d, v)| (s + d, sx + d * (v - mean[c]) * is[c]))
         })
         .unzip()
 }
@@ -202,10 +179,7 @@ mod tests {
 
     fn assert_near(what: &str, ana: &[f32], num: &[f64], tol: f64) {
         for (i, (a, n)) in ana.iter().zip(num).enumerate() {
-            assert!(
-                (*a as f64 - n).abs() < tol * (1.0 + n.abs()),
-                "{what}[{i}]: {a} vs {n}"
-            );
+            assert!((*a as f64 - n).abs() < tol * (1.0 + n.abs()), "{what}[{i}]: {a} vs {n}");
         }
     }
 
@@ -238,25 +212,13 @@ mod tests {
         let (x, dy, g, b) = data();
         let (dx, dg, db) = batch_norm_backward_train(&x, &dy, DIMS, Some(&g), EPS);
         // dL/dx = γ·invstd·(dy − mean(dy) − x̂·mean(dy·x̂)), L = Σ y·dy
-        let num = finite_diff(
-            &x,
-            |x| dot(&batch_norm_train(x, DIMS, Some((&g, &b)), EPS).0, &dy),
-            1e-2,
-        );
+        let num = finite_diff(&x, |x| dot(&batch_norm_train(x, DIMS, Some((&g, &b)), EPS).0, &dy), 1e-2);
         assert_near("dx", &dx, &num, 2e-3);
         // dL/dγ = Σ dy·x̂
-        let num = finite_diff(
-            &g,
-            |g| dot(&batch_norm_train(&x, DIMS, Some((g, &b)), EPS).0, &dy),
-            1e-2,
-        );
+        let num = finite_diff(&g, |g| dot(&batch_norm_train(&x, DIMS, Some((g, &b)), EPS).0, &dy), 1e-2);
         assert_near("dgamma", &dg, &num, 1e-3);
         // dL/dβ = Σ dy
-        let num = finite_diff(
-            &b,
-            |b| dot(&batch_norm_train(&x, DIMS, Some((&g, b)), EPS).0, &dy),
-            1e-2,
-        );
+        let num = finite_diff(&b, |b| dot(&batch_norm_train(&x, DIMS, Some((&g, b)), EPS).0, &dy), 1e-2);
         assert_near("dbeta", &db, &num, 1e-3);
     }
 
@@ -265,11 +227,7 @@ mod tests {
         let (x, dy, _, _) = data();
         let (dx, _, _) = batch_norm_backward_train(&x, &dy, DIMS, None, EPS);
         // dL/dx = invstd·(dy − mean(dy) − x̂·mean(dy·x̂))
-        let num = finite_diff(
-            &x,
-            |x| dot(&batch_norm_train(x, DIMS, None, EPS).0, &dy),
-            1e-2,
-        );
+        let num = finite_diff(&x, |x| dot(&batch_norm_train(x, DIMS, None, EPS).0, &dy), 1e-2);
         assert_near("dx", &dx, &num, 2e-3);
     }
 
@@ -280,9 +238,7 @@ mod tests {
         let rv = [0.8f32, 1.7, 0.4];
         let run = (&rm[..], &rv[..]);
         let (dx, dg, db) = batch_norm_backward_eval(&x, &dy, DIMS, Some(&g), run, EPS);
-        let fwd = |x: &[f32], g: &[f32], b: &[f32]| {
-            dot(&batch_norm_eval(x, DIMS, Some((g, b)), run, EPS), &dy)
-        };
+        let fwd = |x: &[f32], g: &[f32], b: &[f32]| dot(&batch_norm_eval(x, DIMS, Some((g, b)), run, EPS), &dy);
         // dL/dx = γ·dy/√(r_var + eps)
         assert_near("dx", &dx, &finite_diff(&x, |x| fwd(x, &g, &b), 1e-2), 1e-3);
         // dL/dγ = Σ dy·x̂, dL/dβ = Σ dy

@@ -46,10 +46,7 @@ pub struct BnConfig {
 
 impl Default for BnConfig {
     fn default() -> Self {
-        BnConfig {
-            eps: 1e-5,
-            momentum: 0.1,
-        }
+        BnConfig { eps: 1e-5, momentum: 0.1 }
     }
 }
 
@@ -127,10 +124,7 @@ impl Dims {
     fn of(op: &'static str, x: &Tensor) -> Result<Dims> {
         let [n, c, h, w] = x.dims4(op)?;
         if x.numel() > u32::MAX as usize {
-            return Err(Error::shape(
-                op,
-                format!("'{}' has {} elements, over 2^32", x.name(), x.numel()),
-            ));
+            return Err(Error::shape(op, format!("'{}' has {} elements, over 2^32", x.name(), x.numel())));
         }
         Ok(Dims { n, c, hw: h * w })
     }
@@ -176,16 +170,10 @@ fn per_channel(op: &'static str, t: &Tensor, c: usize) -> Result<()> {
 
 fn check_config(op: &'static str, cfg: BnConfig) -> Result<()> {
     if !(cfg.eps.is_finite() && cfg.eps >= 0.0) {
-        return Err(Error::invalid(
-            op,
-            format!("eps must be ≥ 0, got {}", cfg.eps),
-        ));
+        return Err(Error::invalid(op, format!("eps must be ≥ 0, got {}", cfg.eps)));
     }
     if !(0.0..=1.0).contains(&cfg.momentum) {
-        return Err(Error::invalid(
-            op,
-            format!("momentum must lie in [0, 1], got {}", cfg.momentum),
-        ));
+        return Err(Error::invalid(op, format!("momentum must lie in [0, 1], got {}", cfg.momentum)));
     }
     Ok(())
 }
@@ -202,22 +190,13 @@ fn check_running(op: &'static str, rm: &Tensor, rv: &Tensor, c: usize) -> Result
     per_channel(op, rm, c)?;
     per_channel(op, rv, c)?;
     if rm.same_storage(rv) {
-        return Err(Error::invalid(
-            op,
-            "running mean and running variance must be distinct tensors",
-        ));
+        return Err(Error::invalid(op, "running mean and running variance must be distinct tensors"));
     }
     Ok(())
 }
 
 /// Records one launch; `set` places tensors in their slots, the rest are unused by `entry`.
-fn launch(
-    gpu: &Gpu,
-    entry: &str,
-    params: &Params,
-    groups: [u32; 3],
-    set: &[(usize, &Tensor)],
-) -> Result<()> {
+fn launch(gpu: &Gpu, entry: &str, params: &Params, groups: [u32; 3], set: &[(usize, &Tensor)]) -> Result<()> {
     let Some(&(_, filler)) = set.first() else {
         return Err(Error::invalid("batch_norm", "launch without tensors"));
     };
@@ -245,12 +224,7 @@ fn channel_grid(d: Dims) -> [u32; 3] {
 }
 
 /// Batch statistics of `x` (mean and invstd per channel), updating `running` in place when given.
-pub fn batch_stats(
-    gpu: &Gpu,
-    x: &Tensor,
-    running: Option<(&Tensor, &Tensor)>,
-    cfg: BnConfig,
-) -> Result<BnStats> {
+pub fn batch_stats(gpu: &Gpu, x: &Tensor, running: Option<(&Tensor, &Tensor)>, cfg: BnConfig) -> Result<BnStats> {
     const OP: &str = "batch_norm_train";
     check_config(OP, cfg)?;
     let d = Dims::of(OP, x)?;
@@ -275,11 +249,7 @@ pub fn batch_stats(
     let invstd = Tensor::empty(gpu, &[d.c], "bn invstd")?;
     let sets = [(slot::X, x), (slot::PART, &part)];
     launch(gpu, "stats_partial", &p, chunk_grid(gpu, d), &sets)?;
-    let mut sets = vec![
-        (slot::PART, &part),
-        (slot::MEAN, &mean),
-        (slot::INVSTD, &invstd),
-    ];
+    let mut sets = vec![(slot::PART, &part), (slot::MEAN, &mean), (slot::INVSTD, &invstd)];
     let entry = match running {
         Some((rm, rv)) => {
             sets.extend([(slot::RUN_MEAN, rm), (slot::RUN_VAR, rv)]);
@@ -293,12 +263,7 @@ pub fn batch_stats(
 
 /// Evaluation statistics: copies of `running_mean` and `1/√(running_var + eps)`, so that a
 /// later update of the running tensors does not change them.
-pub fn eval_stats(
-    gpu: &Gpu,
-    running_mean: &Tensor,
-    running_var: &Tensor,
-    cfg: BnConfig,
-) -> Result<BnStats> {
+pub fn eval_stats(gpu: &Gpu, running_mean: &Tensor, running_var: &Tensor, cfg: BnConfig) -> Result<BnStats> {
     const OP: &str = "batch_norm_eval";
     check_config(OP, cfg)?;
     let c = running_mean.numel();
@@ -306,35 +271,21 @@ pub fn eval_stats(
     let d = Dims { n: 0, c, hw: 0 };
     let mean = Tensor::empty(gpu, &[c], "bn eval mean")?;
     let invstd = Tensor::empty(gpu, &[c], "bn eval invstd")?;
-    let sets = [
-        (slot::RUN_MEAN, running_mean),
-        (slot::RUN_VAR, running_var),
-        (slot::MEAN, &mean),
-        (slot::INVSTD, &invstd),
-    ];
+    let sets =
+        [(slot::RUN_MEAN, running_mean), (slot::RUN_VAR, running_var), (slot::MEAN, &mean), (slot::INVSTD, &invstd)];
     launch(gpu, "eval_stats", &d.params(cfg), channel_grid(d), &sets)?;
     Ok(BnStats { mean, invstd })
 }
 
 /// `y = (x − mean)·invstd·γ + β` per channel (γ = 1, β = 0 without `affine`).
-pub fn normalize(
-    gpu: &Gpu,
-    x: &Tensor,
-    stats: &BnStats,
-    affine: Option<(&Tensor, &Tensor)>,
-) -> Result<Tensor> {
+pub fn normalize(gpu: &Gpu, x: &Tensor, stats: &BnStats, affine: Option<(&Tensor, &Tensor)>) -> Result<Tensor> {
     const OP: &str = "batch_norm";
     let d = Dims::of(OP, x)?;
     per_channel(OP, &stats.mean, d.c)?;
     per_channel(OP, &stats.invstd, d.c)?;
     check_affine(OP, affine, d.c)?;
     let y = Tensor::empty(gpu, x.shape(), "batch_norm out")?;
-    let mut sets = vec![
-        (slot::X, x),
-        (slot::MEAN, &stats.mean),
-        (slot::INVSTD, &stats.invstd),
-        (slot::OUT, &y),
-    ];
+    let mut sets = vec![(slot::X, x), (slot::MEAN, &stats.mean), (slot::INVSTD, &stats.invstd), (slot::OUT, &y)];
     let entry = match affine {
         Some((g, b)) => {
             sets.extend([(slot::GAMMA, g), (slot::BETA, b)]);
@@ -439,11 +390,7 @@ fn backward(
     }
     let [need_dx, need_dg, need_db] = needs;
     // Batch-statistics dx depends on Σ dy and Σ dy·x̂; evaluation-mode dx does not.
-    let sums = if need_dg || need_db || (need_dx && batch) {
-        Some(grad_sums(gpu, dy, x, stats, d)?)
-    } else {
-        None
-    };
+    let sums = if need_dg || need_db || (need_dx && batch) { Some(grad_sums(gpu, dy, x, stats, d)?) } else { None };
     let dx = if need_dx {
         // Evaluation-mode dx ignores the sums even when dγ or dβ made us compute them.
         let centring = sums.as_ref().filter(|_| batch);
@@ -452,38 +399,19 @@ fn backward(
         None
     };
     let (dgamma, dbeta) = sums.unzip();
-    Ok(BnGrads {
-        dx,
-        dgamma: dgamma.filter(|_| need_dg),
-        dbeta: dbeta.filter(|_| need_db),
-    })
+    Ok(BnGrads { dx, dgamma: dgamma.filter(|_| need_dg), dbeta: dbeta.filter(|_| need_db) })
 }
 
 /// `(Σ dy·x̂, Σ dy)` per channel, i.e. `(dγ, dβ)`: chunk partials, then one thread per channel.
-fn grad_sums(
-    gpu: &Gpu,
-    dy: &Tensor,
-    x: &Tensor,
-    stats: &BnStats,
-    d: Dims,
-) -> Result<(Tensor, Tensor)> {
+fn grad_sums(gpu: &Gpu, dy: &Tensor, x: &Tensor, stats: &BnStats, d: Dims) -> Result<(Tensor, Tensor)> {
     let p = d.params(BnConfig::default());
     let part = Tensor::empty(gpu, &[d.c, d.chunking().0, 2], "bn grad partials")?;
     let dgamma = Tensor::empty(gpu, &[d.c], "bn dgamma")?;
     let dbeta = Tensor::empty(gpu, &[d.c], "bn dbeta")?;
-    let sets = [
-        (slot::X, x),
-        (slot::DY, dy),
-        (slot::MEAN, &stats.mean),
-        (slot::INVSTD, &stats.invstd),
-        (slot::PART, &part),
-    ];
+    let sets =
+        [(slot::X, x), (slot::DY, dy), (slot::MEAN, &stats.mean), (slot::INVSTD, &stats.invstd), (slot::PART, &part)];
     launch(gpu, "grad_partial", &p, chunk_grid(gpu, d), &sets)?;
-    let sets = [
-        (slot::PART, &part),
-        (slot::DGAMMA, &dgamma),
-        (slot::DBETA, &dbeta),
-    ];
+    let sets = [(slot::PART, &part), (slot::DGAMMA, &dgamma), (slot::DBETA, &dbeta)];
     launch(gpu, "grad_finalize", &p, channel_grid(d), &sets)?;
     Ok((dgamma, dbeta))
 }
@@ -500,18 +428,9 @@ fn grad_input(
     d: Dims,
 ) -> Result<Tensor> {
     let dx = Tensor::empty(gpu, x.shape(), "batch_norm grad")?;
-    let mut sets = vec![
-        (slot::DY, dy),
-        (slot::INVSTD, &stats.invstd),
-        (slot::OUT, &dx),
-    ];
+    let mut sets = vec![(slot::DY, dy), (slot::INVSTD, &stats.invstd), (slot::OUT, &dx)];
     if let Some((sdyx, sdy)) = sums {
-        sets.extend([
-            (slot::X, x),
-            (slot::MEAN, &stats.mean),
-            (slot::DGAMMA, sdyx),
-            (slot::DBETA, sdy),
-        ]);
+        sets.extend([(slot::X, x), (slot::MEAN, &stats.mean), (slot::DGAMMA, sdyx), (slot::DBETA, sdy)]);
     }
     if let Some(g) = gamma {
         sets.push((slot::GAMMA, g));
@@ -541,22 +460,10 @@ impl Backward for BatchNormBackward {
         "batch_norm"
     }
 
-    fn backward(
-        &mut self,
-        gpu: &Gpu,
-        grad: &Tensor,
-        needs: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
+    fn backward(&mut self, gpu: &Gpu, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         let need = |i: usize| needs.get(i).copied().unwrap_or(false);
-        let g = backward(
-            gpu,
-            grad,
-            &self.x,
-            &self.stats,
-            self.gamma.as_ref(),
-            [need(0), need(1), need(2)],
-            self.batch,
-        )?;
+        let g =
+            backward(gpu, grad, &self.x, &self.stats, self.gamma.as_ref(), [need(0), need(1), need(2)], self.batch)?;
         let mut out = vec![g.dx];
         if needs.len() == 3 {
             out.extend([g.dgamma, g.dbeta]);
@@ -594,11 +501,6 @@ pub fn batch_norm(
         None => vec![x],
     };
     Ok(tape.record(&inputs, y, || {
-        Box::new(BatchNormBackward {
-            x: x.tensor.clone(),
-            stats,
-            gamma: aff.map(|(g, _)| g.clone()),
-            batch,
-        })
+        Box::new(BatchNormBackward { x: x.tensor.clone(), stats, gamma: aff.map(|(g, _)| g.clone()), batch })
     }))
 }
