@@ -18,115 +18,33 @@ struct Case {
 }
 
 fn p(stride: usize, pad: usize, dil: usize, groups: usize) -> Conv2dParams {
-    Conv2dParams {
-        stride: [stride; 2],
-        padding: [pad; 2],
-        dilation: [dil; 2],
-        groups,
-    }
+    Conv2dParams { stride: [stride; 2], padding: [pad; 2], dilation: [dil; 2], groups }
 }
 
 fn cases() -> Vec<Case> {
-    let case = |name, x, w, p, bias| Case {
-        name,
-        x,
-        w,
-        p,
-        bias,
-    };
+    let case = |name, x, w, p, bias| Case { name, x, w, p, bias };
     vec![
-        case(
-            "3x3 pad 1, odd 7x9",
-            [2, 3, 7, 9],
-            [5, 3, 3, 3],
-            p(1, 1, 1, 1),
-            true,
-        ),
+        case("3x3 pad 1, odd 7x9", [2, 3, 7, 9], [5, 3, 3, 3], p(1, 1, 1, 1), true),
         case("1x1, 5x3", [2, 7, 5, 3], [5, 7, 1, 1], p(1, 0, 1, 1), false),
-        case(
-            "stride 2, batch 1",
-            [1, 5, 9, 7],
-            [7, 5, 3, 3],
-            p(2, 1, 1, 1),
-            true,
-        ),
-        case(
-            "dilation 2",
-            [2, 3, 9, 9],
-            [4, 3, 3, 3],
-            p(1, 2, 2, 1),
-            false,
-        ),
+        case("stride 2, batch 1", [1, 5, 9, 7], [7, 5, 3, 3], p(2, 1, 1, 1), true),
+        case("dilation 2", [2, 3, 9, 9], [4, 3, 3, 3], p(1, 2, 2, 1), false),
         case("groups 2", [2, 6, 7, 7], [10, 3, 3, 3], p(1, 1, 1, 2), true),
-        case(
-            "groups 1, one input channel",
-            [2, 1, 7, 7],
-            [4, 1, 3, 3],
-            p(1, 1, 1, 1),
-            false,
-        ),
-        case(
-            "depthwise 3x3",
-            [2, 5, 7, 9],
-            [5, 1, 3, 3],
-            p(1, 1, 1, 5),
-            true,
-        ),
-        case(
-            "depthwise 5x5 dil 2",
-            [1, 7, 9, 9],
-            [7, 1, 5, 5],
-            p(1, 4, 2, 7),
-            false,
-        ),
-        case(
-            "depthwise 7x7",
-            [2, 3, 9, 7],
-            [3, 1, 7, 7],
-            p(1, 3, 1, 3),
-            true,
-        ),
-        case(
-            "depthwise x2 stride 2",
-            [2, 3, 9, 9],
-            [6, 1, 3, 3],
-            p(2, 1, 1, 3),
-            true,
-        ),
+        case("groups 1, one input channel", [2, 1, 7, 7], [4, 1, 3, 3], p(1, 1, 1, 1), false),
+        case("depthwise 3x3", [2, 5, 7, 9], [5, 1, 3, 3], p(1, 1, 1, 5), true),
+        case("depthwise 5x5 dil 2", [1, 7, 9, 9], [7, 1, 5, 5], p(1, 4, 2, 7), false),
+        case("depthwise 7x7", [2, 3, 9, 7], [3, 1, 7, 7], p(1, 3, 1, 3), true),
+        case("depthwise x2 stride 2", [2, 3, 9, 9], [6, 1, 3, 3], p(2, 1, 1, 3), true),
         case(
             "asymmetric 1x3",
             [3, 4, 8, 6],
             [8, 4, 1, 3],
-            Conv2dParams {
-                stride: [2, 1],
-                padding: [0, 1],
-                dilation: [1, 2],
-                groups: 1,
-            },
+            Conv2dParams { stride: [2, 1], padding: [0, 1], dilation: [1, 2], groups: 1 },
             false,
         ),
         // N·OH·OW = 1024 spans several 256-pixel tiles and several split-K partials.
-        case(
-            "larger than a tile",
-            [4, 16, 16, 16],
-            [16, 16, 3, 3],
-            p(1, 1, 1, 1),
-            true,
-        ),
-        case(
-            "larger depthwise 17x17",
-            [2, 8, 17, 17],
-            [8, 1, 5, 5],
-            p(1, 2, 1, 8),
-            true,
-        ),
-        case(
-            "reduction-style stride 2",
-            [2, 16, 8, 8],
-            [32, 16, 3, 3],
-            p(2, 1, 1, 1),
-            false,
-        ),
+        case("larger than a tile", [4, 16, 16, 16], [16, 16, 3, 3], p(1, 1, 1, 1), true),
+        case("larger depthwise 17x17", [2, 8, 17, 17], [8, 1, 5, 5], p(1, 2, 1, 8), true),
+        case("reduction-style stride 2", [2, 16, 8, 8], [32, 16, 3, 3], p(2, 1, 1, 1), false),
     ]
 }
 
@@ -162,22 +80,14 @@ fn check_case(c: &Case, seed: u64) {
 
 #[test]
 fn generic_convs_match_reference() {
-    for (i, c) in cases()
-        .iter()
-        .filter(|c| c.p.groups == 1 || c.w[1] > 1)
-        .enumerate()
-    {
+    for (i, c) in cases().iter().filter(|c| c.p.groups == 1 || c.w[1] > 1).enumerate() {
         check_case(c, 10 * i as u64);
     }
 }
 
 #[test]
 fn depthwise_convs_match_reference() {
-    for (i, c) in cases()
-        .iter()
-        .filter(|c| c.p.groups > 1 && c.w[1] == 1)
-        .enumerate()
-    {
+    for (i, c) in cases().iter().filter(|c| c.p.groups > 1 && c.w[1] == 1).enumerate() {
         check_case(c, 100 + 10 * i as u64);
     }
 }
@@ -188,38 +98,20 @@ fn bias_grad_of_a_long_reduction_matches_reference() {
     let shape = [2, 3, 40, 40];
     let dy = randn(5, shape.iter().product());
     let db = conv::conv2d_backward_bias(gpu(), &up(&dy, &shape)).unwrap();
-    assert_close(
-        "bias grad",
-        &down(&db),
-        &cpu::conv2d_backward_bias(&dy, shape),
-        RTOL,
-    );
+    assert_close("bias grad", &down(&db), &cpu::conv2d_backward_bias(&dy, shape), RTOL);
 }
 
 #[test]
 fn output_size_and_flops() {
     let p = Conv2dParams::same(3).with_stride(2);
     assert_eq!(conv::output_hw([32, 32], [3, 3], &p).unwrap(), [16, 16]);
-    assert_eq!(
-        conv::output_hw([7, 9], [5, 5], &Conv2dParams::same_dilated(5, 2)).unwrap(),
-        [7, 9]
-    );
+    assert_eq!(conv::output_hw([7, 9], [5, 5], &Conv2dParams::same_dilated(5, 2)).unwrap(), [7, 9]);
     // 2 · N · C_out · OH · OW · C_in · KH · KW
-    assert_eq!(
-        conv::flops([64, 16, 32, 32], [16, 16, 3, 3], &Conv2dParams::same(3)),
-        2 * 64 * 16 * 1024 * 16 * 9
-    );
+    assert_eq!(conv::flops([64, 16, 32, 32], [16, 16, 3, 3], &Conv2dParams::same(3)), 2 * 64 * 16 * 1024 * 16 * 9);
     // Depthwise: one input channel per output channel.
     let dw = Conv2dParams::same(3).with_groups(16);
-    assert_eq!(
-        conv::flops([1, 16, 8, 8], [16, 1, 3, 3], &dw),
-        2 * 16 * 64 * 9
-    );
-    assert_eq!(
-        conv::flops([1, 16, 8, 8], [16, 2, 3, 3], &dw),
-        0,
-        "bad shapes give 0"
-    );
+    assert_eq!(conv::flops([1, 16, 8, 8], [16, 1, 3, 3], &dw), 2 * 16 * 64 * 9);
+    assert_eq!(conv::flops([1, 16, 8, 8], [16, 2, 3, 3], &dw), 0, "bad shapes give 0");
 }
 
 fn err_of<T: std::fmt::Debug>(r: wgnas::Result<T>) -> String {
@@ -241,13 +133,7 @@ fn shape_mismatches_are_errors_not_panics() {
     assert!(e.contains("multiples of groups"), "{e}");
     // Kernel larger than the padded input.
     let w7 = up(&randn(5, 6 * 4 * 49), &[6, 4, 7, 7]);
-    let e = err_of(conv::conv2d_forward(
-        g,
-        &x,
-        &w7,
-        None,
-        &Conv2dParams::default(),
-    ));
+    let e = err_of(conv::conv2d_forward(g, &x, &w7, None, &Conv2dParams::default()));
     assert!(e.contains("does not fit"), "{e}");
     // Wrong bias length, zero stride, non-4-D input.
     let b = up(&[0.0; 5], &[5]);
@@ -259,13 +145,7 @@ fn shape_mismatches_are_errors_not_panics() {
     let dy = up(&randn(4, 2 * 6 * 4 * 4), &[2, 6, 4, 4]);
     let e = err_of(conv::conv2d_backward_data(g, &dy, &w, [2, 4, 5, 5], &same));
     assert!(e.contains("conv2d_backward_data"), "{e}");
-    let e = err_of(conv::conv2d_backward_weight(
-        g,
-        &dy,
-        &x,
-        [6, 4, 3, 3],
-        &same,
-    ));
+    let e = err_of(conv::conv2d_backward_weight(g, &dy, &x, [6, 4, 3, 3], &same));
     assert!(e.contains("conv2d_backward_weight"), "{e}");
     assert!(conv::conv2d_backward_bias(g, &flat).is_err());
 }
@@ -279,33 +159,22 @@ fn upload(g: &Gpu, data: &[f32], shape: &[usize]) -> Tensor {
 fn tape_gradients_match_reference_and_skip_unrequested_kernels() {
     // Its own device, so that the dispatch counter sees no other test's work.
     let g = Gpu::from_env().unwrap();
-    let c = Case {
-        name: "tape",
-        x: [2, 3, 7, 7],
-        w: [4, 3, 3, 3],
-        p: Conv2dParams::same(3).with_stride(2),
-        bias: true,
-    };
+    let c =
+        Case { name: "tape", x: [2, 3, 7, 7], w: [4, 3, 3, 3], p: Conv2dParams::same(3).with_stride(2), bias: true };
     let s = ConvShape::new(c.x, c.w, &c.p).unwrap();
     let (x, w, b) = (randn(1, 2 * 3 * 49), randn(2, 4 * 27), randn(3, 4));
     let dy = randn(4, s.y_shape().iter().product());
     let run = |wrt: &[usize]| {
         let tape = Tape::new(&g);
-        let vars = [
-            tape.leaf(&upload(&g, &x, &c.x)),
-            tape.leaf(&upload(&g, &w, &c.w)),
-            tape.leaf(&upload(&g, &b, &[4])),
-        ];
+        let vars =
+            [tape.leaf(&upload(&g, &x, &c.x)), tape.leaf(&upload(&g, &w, &c.w)), tape.leaf(&upload(&g, &b, &[4]))];
         let y = conv::conv2d(&tape, &vars[0], &vars[1], Some(&vars[2]), &c.p).unwrap();
         let seed = upload(&g, &dy, &s.y_shape());
         let wanted: Vec<_> = wrt.iter().map(|&i| &vars[i]).collect();
         let before = g.work().dispatches;
         let grads = tape.backward_with(&y, seed, &wanted).unwrap();
         let kernels = g.work().dispatches - before;
-        let got: Vec<Option<Vec<f32>>> = vars
-            .iter()
-            .map(|v| grads.get(v).map(|t| t.to_vec(&g).unwrap()))
-            .collect();
+        let got: Vec<Option<Vec<f32>>> = vars.iter().map(|v| grads.get(v).map(|t| t.to_vec(&g).unwrap())).collect();
         (got, kernels)
     };
 
@@ -323,21 +192,11 @@ fn tape_gradients_match_reference_and_skip_unrequested_kernels() {
     // Only w: neither the data-gradient nor the bias kernel runs.
     let (only_w, w_kernels) = run(&[1]);
     assert!(only_w[0].is_none() && only_w[2].is_none());
-    assert_close(
-        "tape grad w only",
-        only_w[1].as_ref().unwrap(),
-        &refs[1],
-        RTOL,
-    );
+    assert_close("tape grad w only", only_w[1].as_ref().unwrap(), &refs[1], RTOL);
     // Only x: a single gather kernel.
     let (only_x, x_kernels) = run(&[0]);
     assert!(only_x[1].is_none() && only_x[2].is_none());
-    assert_close(
-        "tape grad x only",
-        only_x[0].as_ref().unwrap(),
-        &refs[0],
-        RTOL,
-    );
+    assert_close("tape grad x only", only_x[0].as_ref().unwrap(), &refs[0], RTOL);
     assert_eq!(x_kernels, 1, "data gradient alone is one dispatch");
     // Bias alone: its reduction only.
     let (only_b, b_kernels) = run(&[2]);

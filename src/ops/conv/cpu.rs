@@ -54,9 +54,8 @@ fn to_f32(v: Vec<f64>) -> Vec<f32> {
 /// `y[n, co, oy, ox] = b[co] + Σ_{ci, ky, kx} w[co, ci, ky, kx] · x[n, g(co)·Cg + ci, oy·sh − ph + ky·dh, ox·sw − pw + kx·dw]`.
 pub fn conv2d_forward(x: &[f32], w: &[f32], bias: Option<&[f32]>, s: &ConvShape) -> Vec<f32> {
     let plane = s.oh * s.ow;
-    let mut y: Vec<f64> = (0..s.n * s.c_out * plane)
-        .map(|i| bias.map_or(0.0, |b| b[(i / plane) % s.c_out] as f64))
-        .collect();
+    let mut y: Vec<f64> =
+        (0..s.n * s.c_out * plane).map(|i| bias.map_or(0.0, |b| b[(i / plane) % s.c_out] as f64)).collect();
     for_each_tap(s, |yi, xi, wi| y[yi] += w[wi] as f64 * x[xi] as f64);
     to_f32(y)
 }
@@ -100,10 +99,7 @@ mod tests {
     fn assert_near(what: &str, ana: &[f32], num: &[f64]) {
         assert_eq!(ana.len(), num.len(), "{what}");
         for (i, (a, n)) in ana.iter().zip(num).enumerate() {
-            assert!(
-                (*a as f64 - n).abs() < 2e-3 * (1.0 + n.abs()),
-                "{what}[{i}]: {a} vs {n}"
-            );
+            assert!((*a as f64 - n).abs() < 2e-3 * (1.0 + n.abs()), "{what}[{i}]: {a} vs {n}");
         }
     }
 
@@ -135,22 +131,13 @@ mod tests {
 
     #[test]
     fn backward_refs_match_finite_differences_strided_dilated_grouped() {
-        let p = Conv2dParams {
-            stride: [2, 1],
-            padding: [1, 2],
-            dilation: [2, 1],
-            groups: 2,
-        };
+        let p = Conv2dParams { stride: [2, 1], padding: [1, 2], dilation: [2, 1], groups: 2 };
         check([1, 4, 6, 5], [6, 2, 3, 2], p);
     }
 
     #[test]
     fn backward_refs_match_finite_differences_depthwise_multiplier() {
-        check(
-            [2, 3, 5, 5],
-            [6, 1, 3, 3],
-            Conv2dParams::same(3).with_stride(2).with_groups(3),
-        );
+        check([2, 3, 5, 5], [6, 1, 3, 3], Conv2dParams::same(3).with_stride(2).with_groups(3));
     }
 
     #[test]

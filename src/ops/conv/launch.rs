@@ -107,14 +107,7 @@ struct Bind<'a> {
 
 impl<'a> Bind<'a> {
     fn to(out: &'a Tensor) -> Self {
-        Bind {
-            x: None,
-            w: None,
-            bias: None,
-            dy: None,
-            part: None,
-            out,
-        }
+        Bind { x: None, w: None, bias: None, dy: None, part: None, out }
     }
 
     fn list(&self) -> [&'a Tensor; 6] {
@@ -151,10 +144,7 @@ fn plane_wg(pixels: usize) -> usize {
 /// per split: enough splits to reach [`TARGET_THREADS`], chunks of at least [`MIN_CHUNK`] terms.
 fn split_k(len: usize, threads: usize, out_len: usize) -> (usize, usize) {
     let want = TARGET_THREADS.div_ceil(threads.max(1));
-    let splits = want
-        .min(len.div_ceil(MIN_CHUNK))
-        .min(MAX_PARTIAL / out_len.max(1))
-        .max(1);
+    let splits = want.min(len.div_ceil(MIN_CHUNK)).min(MAX_PARTIAL / out_len.max(1)).max(1);
     let chunk = len.div_ceil(splits).max(1);
     (len.div_ceil(chunk).max(1), chunk)
 }
@@ -168,14 +158,7 @@ fn launch(
     workgroups: usize,
 ) -> Result<()> {
     let list = bind.list();
-    gpu.dispatch_with(
-        SHADER,
-        entry,
-        constants,
-        prm,
-        &list,
-        gpu.grid(workgroups as u64),
-    )
+    gpu.dispatch_with(SHADER, entry, constants, prm, &list, gpu.grid(workgroups as u64))
 }
 
 /// Records the split-K reduction of `part` (`[splits, len]`) into `out` (`[len]` elements).
@@ -183,10 +166,7 @@ fn sum_splits(gpu: &Gpu, part: &Tensor, out: &Tensor, splits: usize, len: usize)
     let mut prm = Params::zeroed();
     prm.splits = splits as u32;
     prm.len = len as u32;
-    let bind = Bind {
-        part: Some(part),
-        ..Bind::to(out)
-    };
+    let bind = Bind { part: Some(part), ..Bind::to(out) };
     launch(gpu, "sum_splits", &[], &prm, &bind, len.div_ceil(WG))
 }
 
@@ -194,23 +174,14 @@ fn sum_splits(gpu: &Gpu, part: &Tensor, out: &Tensor, splits: usize, len: usize)
 /// `[splits, len]` temporary, or the output itself when there is one split.
 fn split_target(gpu: &Gpu, shape: &[usize], splits: usize, name: &str) -> Result<(Tensor, Tensor)> {
     let out = Tensor::empty(gpu, shape, name)?;
-    let part = if splits > 1 {
-        Tensor::empty(gpu, &[splits, numel(shape)], "conv2d split-K partials")?
-    } else {
-        out.clone()
-    };
+    let part =
+        if splits > 1 { Tensor::empty(gpu, &[splits, numel(shape)], "conv2d split-K partials")? } else { out.clone() };
     Ok((out, part))
 }
 
 /// `y = conv(x, w) + bias` (see the module docs); x `[N, C_in, H, W]`, w `[C_out, C_in/groups, KH, KW]`,
 /// bias `[C_out]`, y `[N, C_out, OH, OW]`.
-pub fn conv2d_forward(
-    gpu: &Gpu,
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    p: &Conv2dParams,
-) -> Result<Tensor> {
+pub fn conv2d_forward(gpu: &Gpu, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
     let s = ConvShape::new(x.dims4("conv2d")?, w.dims4("conv2d")?, p)?;
     if let Some(b) = bias {
         b.expect_shape("conv2d", &[s.c_out])?;
@@ -252,11 +223,7 @@ pub fn conv2d_backward_data(
     dy.expect_shape("conv2d_backward_data", &s.y_shape())?;
     let dx = Tensor::empty(gpu, &x_shape, "conv2d grad x")?;
     let prm = params(&s);
-    let bind = Bind {
-        w: Some(w),
-        dy: Some(dy),
-        ..Bind::to(&dx)
-    };
+    let bind = Bind { w: Some(w), dy: Some(dy), ..Bind::to(&dx) };
     let hw = s.h * s.w;
     // Strides are pipeline constants here, so the kernels' stride tests need no integer division.
     let [sh, sw] = s.p.stride.map(|v| v as f64);
@@ -268,12 +235,7 @@ pub fn conv2d_backward_data(
     } else {
         let (tx, ty) = tile_shape(s.cin_g());
         let groups = s.p.groups * s.cin_g().div_ceil(4 * ty) * (s.n * hw).div_ceil(4 * tx);
-        let c = [
-            ("TILE_X", tx as f64),
-            ("TILE_Y", ty as f64),
-            ("STRIDE_H", sh),
-            ("STRIDE_W", sw),
-        ];
+        let c = [("TILE_X", tx as f64), ("TILE_Y", ty as f64), ("STRIDE_H", sh), ("STRIDE_W", sw)];
         launch(gpu, "conv_bwd_data", &c, &prm, &bind, groups)?;
     }
     Ok(dx)
@@ -303,11 +265,7 @@ pub fn conv2d_backward_weight(
     let mut prm = params(&s);
     prm.splits = splits as u32;
     prm.chunk = chunk as u32;
-    let bind = Bind {
-        x: Some(x),
-        dy: Some(dy),
-        ..Bind::to(&part)
-    };
+    let bind = Bind { x: Some(x), dy: Some(dy), ..Bind::to(&part) };
     launch(gpu, entry, &[], &prm, &bind, threads.div_ceil(WG) * splits)?;
     if splits > 1 {
         sum_splits(gpu, &part, &dw, splits, wlen)?;
@@ -319,10 +277,7 @@ pub fn conv2d_backward_weight(
 pub fn conv2d_backward_bias(gpu: &Gpu, dy: &Tensor) -> Result<Tensor> {
     let [n, c, h, w] = dy.dims4("conv2d_backward_bias")?;
     if n * c * h * w == 0 {
-        return Err(Error::shape(
-            "conv2d_backward_bias",
-            format!("empty gradient {:?}", dy.shape()),
-        ));
+        return Err(Error::shape("conv2d_backward_bias", format!("empty gradient {:?}", dy.shape())));
     }
     let (splits, chunk) = split_k(n * h * w, c, c);
     let (db, part) = split_target(gpu, &[c], splits, "conv2d grad bias")?;
@@ -330,18 +285,8 @@ pub fn conv2d_backward_bias(gpu: &Gpu, dy: &Tensor) -> Result<Tensor> {
     (prm.n, prm.c_out, prm.oh, prm.ow) = (n as u32, c as u32, h as u32, w as u32);
     prm.splits = splits as u32;
     prm.chunk = chunk as u32;
-    let bind = Bind {
-        dy: Some(dy),
-        ..Bind::to(&part)
-    };
-    launch(
-        gpu,
-        "bias_grad",
-        &[],
-        &prm,
-        &bind,
-        (c * splits).div_ceil(WG),
-    )?;
+    let bind = Bind { dy: Some(dy), ..Bind::to(&part) };
+    launch(gpu, "bias_grad", &[], &prm, &bind, (c * splits).div_ceil(WG))?;
     if splits > 1 {
         sum_splits(gpu, &part, &db, splits, c)?;
     }
@@ -354,26 +299,15 @@ mod tests {
 
     #[test]
     fn split_k_covers_the_range_with_bounded_partials() {
-        for (len, threads, out_len) in [
-            (1, 1, 1),
-            (64, 144, 2304),
-            (65536, 144, 2304),
-            (4096, 2304, 36864),
-            (1000, 16, 16),
-        ] {
+        for (len, threads, out_len) in
+            [(1, 1, 1), (64, 144, 2304), (65536, 144, 2304), (4096, 2304, 36864), (1000, 16, 16)]
+        {
             let (splits, chunk) = split_k(len, threads, out_len);
             assert!(splits >= 1 && chunk >= 1);
-            assert!(
-                splits * chunk >= len && (splits - 1) * chunk < len,
-                "{len} {splits} {chunk}"
-            );
+            assert!(splits * chunk >= len && (splits - 1) * chunk < len, "{len} {splits} {chunk}");
             assert!(splits * out_len <= MAX_PARTIAL.max(out_len));
         }
-        assert_eq!(
-            split_k(64, 144, 2304),
-            (1, 64),
-            "a short reduction is not split"
-        );
+        assert_eq!(split_k(64, 144, 2304), (1, 64), "a short reduction is not split");
     }
 
     #[test]

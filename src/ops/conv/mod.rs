@@ -17,9 +17,7 @@ pub mod cpu;
 mod launch;
 mod tape;
 
-pub use launch::{
-    conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weight, conv2d_forward,
-};
+pub use launch::{conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
 pub use tape::conv2d;
 
 use crate::error::{Error, Result};
@@ -40,12 +38,7 @@ pub struct Conv2dParams {
 impl Default for Conv2dParams {
     /// Stride 1, no padding, dilation 1, one group.
     fn default() -> Self {
-        Conv2dParams {
-            stride: [1, 1],
-            padding: [0, 0],
-            dilation: [1, 1],
-            groups: 1,
-        }
+        Conv2dParams { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 }
     }
 }
 
@@ -58,19 +51,12 @@ impl Conv2dParams {
     /// Stride 1, dilation `d`, padding `d·(k − 1) / 2`: keeps the spatial size for odd k.
     pub fn same_dilated(k: usize, d: usize) -> Self {
         let pad = d * k.saturating_sub(1) / 2;
-        Conv2dParams {
-            padding: [pad, pad],
-            dilation: [d, d],
-            ..Self::default()
-        }
+        Conv2dParams { padding: [pad, pad], dilation: [d, d], ..Self::default() }
     }
 
     /// The same parameters with stride `s` on both axes.
     pub fn with_stride(self, s: usize) -> Self {
-        Conv2dParams {
-            stride: [s, s],
-            ..self
-        }
+        Conv2dParams { stride: [s, s], ..self }
     }
 
     /// The same parameters with `groups` channel groups (`groups = C_in` for depthwise).
@@ -139,20 +125,14 @@ impl ConvShape {
         if p.stride.contains(&0) || p.dilation.contains(&0) || p.groups == 0 {
             return Err(Error::invalid(
                 "conv2d",
-                format!(
-                    "stride {:?}, dilation {:?} and groups {} must be ≥ 1",
-                    p.stride, p.dilation, p.groups
-                ),
+                format!("stride {:?}, dilation {:?} and groups {} must be ≥ 1", p.stride, p.dilation, p.groups),
             ));
         }
         if x_shape.contains(&0) || w_shape.contains(&0) {
             return bad(format!("empty tensor: x {x_shape:?}, w {w_shape:?}"));
         }
         if c_in % p.groups != 0 || c_out % p.groups != 0 {
-            return bad(format!(
-                "C_in {c_in} and C_out {c_out} must be multiples of groups {}",
-                p.groups
-            ));
+            return bad(format!("C_in {c_in} and C_out {c_out} must be multiples of groups {}", p.groups));
         }
         if cin_g * p.groups != c_in {
             return bad(format!(
@@ -163,18 +143,7 @@ impl ConvShape {
             ));
         }
         let [oh, ow] = output_hw([h, w], [kh, kw], p)?;
-        Ok(ConvShape {
-            n,
-            c_in,
-            h,
-            w,
-            c_out,
-            kh,
-            kw,
-            oh,
-            ow,
-            p: *p,
-        })
+        Ok(ConvShape { n, c_in, h, w, c_out, kh, kw, oh, ow, p: *p })
     }
 
     /// Input shape `[N, C_in, H, W]`.
@@ -209,17 +178,9 @@ impl ConvShape {
 
     /// `2 · N · C_out · OH · OW · (C_in / groups) · KH · KW`: twice the multiply-adds of the forward.
     pub fn flops(&self) -> u64 {
-        let macs = [
-            self.n,
-            self.c_out,
-            self.oh,
-            self.ow,
-            self.cin_g(),
-            self.kh,
-            self.kw,
-        ]
-        .iter()
-        .fold(1u64, |a, &d| a.saturating_mul(d as u64));
+        let macs = [self.n, self.c_out, self.oh, self.ow, self.cin_g(), self.kh, self.kw]
+            .iter()
+            .fold(1u64, |a, &d| a.saturating_mul(d as u64));
         macs.saturating_mul(2)
     }
 }

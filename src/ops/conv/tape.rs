@@ -1,8 +1,7 @@
 //! The tape op [`conv2d`] and its backward rule.
 
 use super::{
-    conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weight, conv2d_forward,
-    Conv2dParams, ConvShape,
+    conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weight, conv2d_forward, Conv2dParams, ConvShape,
 };
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -28,29 +27,16 @@ impl Backward for Conv2dBackward {
         "conv2d"
     }
 
-    fn backward(
-        &mut self,
-        gpu: &Gpu,
-        grad: &Tensor,
-        needs: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
+    fn backward(&mut self, gpu: &Gpu, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         let need = |i: usize| needs.get(i).copied().unwrap_or(false);
         let s = self.shape;
         let (w, x) = (self.w.take(), self.x.take());
         // Each kernel runs only for a requested input; the saved tensors are dropped either way.
-        let dx = need(0)
-            .then(|| conv2d_backward_data(gpu, grad, &saved(w, "w")?, s.x_shape(), &s.p))
-            .transpose()?;
-        let dw = need(1)
-            .then(|| conv2d_backward_weight(gpu, grad, &saved(x, "x")?, s.w_shape(), &s.p))
-            .transpose()?;
+        let dx = need(0).then(|| conv2d_backward_data(gpu, grad, &saved(w, "w")?, s.x_shape(), &s.p)).transpose()?;
+        let dw = need(1).then(|| conv2d_backward_weight(gpu, grad, &saved(x, "x")?, s.w_shape(), &s.p)).transpose()?;
         let mut grads = vec![dx, dw];
         if self.has_bias {
-            grads.push(
-                need(2)
-                    .then(|| conv2d_backward_bias(gpu, grad))
-                    .transpose()?,
-            );
+            grads.push(need(2).then(|| conv2d_backward_bias(gpu, grad)).transpose()?);
         }
         Ok(grads)
     }
