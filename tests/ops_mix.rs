@@ -18,40 +18,15 @@ struct Case {
 
 const CASES: &[Case] = &[
     // NB201 edge, odd spatial size.
-    Case {
-        rows: 6,
-        k: 5,
-        row: 3,
-        shape: &[2, 3, 7, 9],
-    },
+    Case { rows: 6, k: 5, row: 3, shape: &[2, 3, 7, 9] },
     // One candidate, batch 1, 5x3 spatial.
-    Case {
-        rows: 1,
-        k: 1,
-        row: 0,
-        shape: &[1, 5, 5, 3],
-    },
+    Case { rows: 1, k: 1, row: 0, shape: &[1, 5, 5, 3] },
     // DARTS' 8 ops, more than one α-gradient chunk (2048) and one forward workgroup (1024).
-    Case {
-        rows: 14,
-        k: 8,
-        row: 13,
-        shape: &[2, 7, 16, 16],
-    },
+    Case { rows: 14, k: 8, row: 13, shape: &[2, 7, 16, 16] },
     // More than 8 candidates: two binding groups.
-    Case {
-        rows: 2,
-        k: 11,
-        row: 1,
-        shape: &[1, 3, 9, 7],
-    },
+    Case { rows: 2, k: 11, row: 1, shape: &[1, 3, 9, 7] },
     // Many workgroups.
-    Case {
-        rows: 6,
-        k: 5,
-        row: 0,
-        shape: &[4, 5, 33, 33],
-    },
+    Case { rows: 6, k: 5, row: 0, shape: &[4, 5, 33, 33] },
 ];
 
 fn numel(shape: &[usize]) -> usize {
@@ -60,9 +35,7 @@ fn numel(shape: &[usize]) -> usize {
 
 /// Random candidates of one case, on the CPU and the GPU.
 fn candidates(seed: u64, c: &Case) -> (Vec<Vec<f32>>, Vec<Tensor>) {
-    let xs: Vec<Vec<f32>> = (0..c.k)
-        .map(|i| randn(seed + i as u64, numel(c.shape)))
-        .collect();
+    let xs: Vec<Vec<f32>> = (0..c.k).map(|i| randn(seed + i as u64, numel(c.shape))).collect();
     let ts = xs.iter().map(|x| up(x, c.shape)).collect();
     (xs, ts)
 }
@@ -100,12 +73,7 @@ fn mixed_op_forward_and_backward_match_reference() {
         let dy = randn(seed + 60, numel(c.shape));
         let (y, da, dxs) = run_tape(mix::mixed_op, &up(&alpha, &[c.rows, c.k]), c.row, &ts, &dy);
         let xr = slices(&xs);
-        assert_close(
-            &format!("mix fwd {ci}"),
-            &y,
-            &cpu::mixed_op(&alpha, c.k, c.row, &xr),
-            RTOL,
-        );
+        assert_close(&format!("mix fwd {ci}"), &y, &cpu::mixed_op(&alpha, c.k, c.row, &xr), RTOL);
         let (want_da, want_dx) = cpu::mixed_op_backward(&alpha, c.k, c.row, &xr, &dy);
         assert_close(&format!("mix dalpha {ci}"), &da, &want_da, RTOL);
         for (k, (got, want)) in dxs.iter().zip(&want_dx).enumerate() {
@@ -128,12 +96,7 @@ fn weighted_sum_forward_and_backward_match_reference() {
         let dy = randn(seed + 60, numel(c.shape));
         let (y, dw, dxs) = run_tape(mix::weighted_sum, &up(&w, &[c.rows, c.k]), c.row, &ts, &dy);
         let xr = slices(&xs);
-        assert_close(
-            &format!("wsum fwd {ci}"),
-            &y,
-            &cpu::weighted_sum(&w, c.k, c.row, &xr),
-            RTOL,
-        );
+        assert_close(&format!("wsum fwd {ci}"), &y, &cpu::weighted_sum(&w, c.k, c.row, &xr), RTOL);
         let (want_dw, want_dx) = cpu::weighted_sum_backward(&w, c.k, c.row, &xr, &dy);
         assert_close(&format!("wsum dw {ci}"), &dw, &want_dw, RTOL);
         for (k, (got, want)) in dxs.iter().zip(&want_dx).enumerate() {
@@ -145,10 +108,7 @@ fn weighted_sum_forward_and_backward_match_reference() {
 #[test]
 fn softmax_rows_forward_and_backward_match_reference() {
     // 300 rows: more than one 256-invocation workgroup.
-    for (i, &(r, k)) in [(6usize, 5usize), (1, 1), (300, 7), (3, 8)]
-        .iter()
-        .enumerate()
-    {
+    for (i, &(r, k)) in [(6usize, 5usize), (1, 1), (300, 7), (3, 8)].iter().enumerate() {
         let a = randn(200 + i as u64, r * k);
         let ds = randn(300 + i as u64, r * k);
         let tape = Tape::new(gpu());
@@ -171,11 +131,7 @@ fn gpu_alpha_gradient_matches_finite_differences_of_reference() {
     let dy = randn(9, numel(c.shape));
     let xr = slices(&xs);
     let loss = |a: &[f32]| -> f64 {
-        cpu::mixed_op(a, c.k, c.row, &xr)
-            .iter()
-            .zip(&dy)
-            .map(|(&y, &g)| y as f64 * g as f64)
-            .sum()
+        cpu::mixed_op(a, c.k, c.row, &xr).iter().zip(&dy).map(|(&y, &g)| y as f64 * g as f64).sum()
     };
     let num = finite_diff(&alpha, loss, 1e-2);
     let (_, da, _) = run_tape(mix::mixed_op, &up(&alpha, &[c.rows, c.k]), c.row, &ts, &dy);
@@ -236,22 +192,14 @@ fn backward_skips_work_for_inputs_not_requested() {
     assert!(grads.get(&av).is_some() && xv.iter().all(|x| grads.get(x).is_none()));
     let xr = slices(&xs);
     let (want_da, want_dx) = cpu::mixed_op_backward(&alpha, k, 2, &xr, &dy);
-    assert_close(
-        "α only",
-        &grads.get(&av).unwrap().to_vec(&g).unwrap(),
-        &want_da,
-        RTOL,
-    );
+    assert_close("α only", &grads.get(&av).unwrap().to_vec(&g).unwrap(), &want_da, RTOL);
 
     // Two inputs only: one input-gradient pass, no α kernels.
     let tape = Tape::new(&g);
     let (av, xv, y) = forward(&tape);
     let mut grads = None;
     let d = dispatches(&g, || {
-        grads = Some(
-            tape.backward_with(&y, put(&dy, &shape), &[&xv[1], &xv[4]])
-                .unwrap(),
-        );
+        grads = Some(tape.backward_with(&y, put(&dy, &shape), &[&xv[1], &xv[4]]).unwrap());
     });
     let grads = grads.unwrap();
     assert_eq!(d, 1, "inputs-only backward");

@@ -17,22 +17,14 @@ fn numel(s: &[usize]) -> usize {
 
 /// Initial parameters (CPU copies and GPU tensors).
 fn init(seed: u64) -> (Vec<Vec<f32>>, Vec<Tensor>) {
-    let cpu: Vec<Vec<f32>> = SHAPES
-        .iter()
-        .enumerate()
-        .map(|(i, s)| randn(seed + i as u64, numel(s)))
-        .collect();
+    let cpu: Vec<Vec<f32>> = SHAPES.iter().enumerate().map(|(i, s)| randn(seed + i as u64, numel(s))).collect();
     let gpu_t = cpu.iter().zip(SHAPES).map(|(v, s)| up(v, s)).collect();
     (cpu, gpu_t)
 }
 
 /// The gradients of step `t` (fresh random values every step).
 fn grads(seed: u64, t: u64) -> Vec<Vec<f32>> {
-    SHAPES
-        .iter()
-        .enumerate()
-        .map(|(i, s)| randn(seed * 1000 + t * 10 + i as u64, numel(s)))
-        .collect()
+    SHAPES.iter().enumerate().map(|(i, s)| randn(seed * 1000 + t * 10 + i as u64, numel(s))).collect()
 }
 
 fn refs(ts: &[Tensor]) -> Vec<&Tensor> {
@@ -162,14 +154,8 @@ fn check_resume<O: Optimizer>(mut a: O, mut b: O) {
 
 #[test]
 fn state_round_trip_resumes_exactly() {
-    check_resume(
-        Sgd::new(0.05, 0.9, true, 1e-4),
-        Sgd::new(0.05, 0.9, true, 1e-4),
-    );
-    check_resume(
-        Adam::new(1e-2, 0.5, 0.999, 1e-8, 1e-3),
-        Adam::new(1e-2, 0.5, 0.999, 1e-8, 1e-3),
-    );
+    check_resume(Sgd::new(0.05, 0.9, true, 1e-4), Sgd::new(0.05, 0.9, true, 1e-4));
+    check_resume(Adam::new(1e-2, 0.5, 0.999, 1e-8, 1e-3), Adam::new(1e-2, 0.5, 0.999, 1e-8, 1e-3));
 }
 
 #[test]
@@ -180,38 +166,22 @@ fn errors_not_panics() {
     let mut sgd = Sgd::new(0.1, 0.9, false, 0.0);
     let e = sgd.step(gpu(), &[&p], &[&g3]).unwrap_err().to_string();
     assert!(e.contains("does not match"), "{e}");
-    assert!(
-        sgd.step(gpu(), &[&p], &[&g22]).is_err(),
-        "same size, other shape"
-    );
+    assert!(sgd.step(gpu(), &[&p], &[&g22]).is_err(), "same size, other shape");
     assert!(sgd.step(gpu(), &[&p], &[]).is_err());
-    assert!(
-        sgd.step(gpu(), &[&p], &[&p]).is_err(),
-        "a parameter as its own gradient"
-    );
+    assert!(sgd.step(gpu(), &[&p], &[&p]).is_err(), "a parameter as its own gradient");
     let mut adam = Adam::new(1e-3, 0.9, 0.999, 1e-8, 0.0);
     assert!(adam.step(gpu(), &[&p], &[&g3]).is_err());
     assert_eq!(adam.steps(), 0, "a failed step does not count");
 
     // Bad hyper-parameters.
-    assert!(
-        Sgd::new(0.1, 0.0, true, 0.0).step(gpu(), &[], &[]).is_err(),
-        "Nesterov without momentum"
-    );
-    assert!(Adam::new(1e-3, 1.0, 0.999, 1e-8, 0.0)
-        .step(gpu(), &[], &[])
-        .is_err());
-    assert!(Sgd::new(f32::NAN, 0.0, false, 0.0)
-        .step(gpu(), &[], &[])
-        .is_err());
+    assert!(Sgd::new(0.1, 0.0, true, 0.0).step(gpu(), &[], &[]).is_err(), "Nesterov without momentum");
+    assert!(Adam::new(1e-3, 1.0, 0.999, 1e-8, 0.0).step(gpu(), &[], &[]).is_err());
+    assert!(Sgd::new(f32::NAN, 0.0, false, 0.0).step(gpu(), &[], &[]).is_err());
 
     // Unknown state names, and state that does not fit the parameter.
-    let e = sgd
-        .load_state(gpu(), &[("exp_avg.0".into(), g3.clone())], 1)
-        .unwrap_err();
+    let e = sgd.load_state(gpu(), &[("exp_avg.0".into(), g3.clone())], 1).unwrap_err();
     assert!(e.to_string().contains("unknown state tensor"), "{e}");
-    sgd.load_state(gpu(), &[("momentum_buffer.0".into(), g3.clone())], 1)
-        .unwrap();
+    sgd.load_state(gpu(), &[("momentum_buffer.0".into(), g3.clone())], 1).unwrap();
     let g4 = up(&[0.0; 4], &[4]);
     let e = sgd.step(gpu(), &[&p], &[&g4]).unwrap_err().to_string();
     assert!(e.contains("momentum_buffer.0"), "{e}");

@@ -21,12 +21,7 @@ fn sum_and_dot_match_reference() {
         assert_close(&format!("dot n={n}"), &down(&d), &[cpu::dot(&a, &b)], RTOL);
         // The same tensor on both sides binds one buffer twice (read-only): allowed.
         let d = reduce::dot(gpu(), &ga, &ga).unwrap();
-        assert_close(
-            &format!("dot(a,a) n={n}"),
-            &down(&d),
-            &[cpu::dot(&a, &a)],
-            RTOL,
-        );
+        assert_close(&format!("dot(a,a) n={n}"), &down(&d), &[cpu::dot(&a, &a)], RTOL);
     }
 }
 
@@ -34,11 +29,7 @@ fn sum_and_dot_match_reference() {
 fn global_norm_covers_all_tensors_in_few_dispatches() {
     // 9 tensors (more than one 6-slot batch), including an empty one and NCHW shapes.
     let lens = [3usize, 100_003, 0, 5 * 3 * 3 * 3, 7, 4096, 1, 9 * 7, 4097];
-    let data: Vec<Vec<f32>> = lens
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| randn(30 + i as u64, n))
-        .collect();
+    let data: Vec<Vec<f32>> = lens.iter().enumerate().map(|(i, &n)| randn(30 + i as u64, n)).collect();
     let ts: Vec<Tensor> = data.iter().map(|d| up(d, &[d.len()])).collect();
     let refs: Vec<&Tensor> = ts.iter().collect();
     let slices: Vec<&[f32]> = data.iter().map(|d| d.as_slice()).collect();
@@ -66,11 +57,7 @@ fn empty_inputs_reduce_to_zero() {
 }
 
 fn check_clip(seed: u64, lens: &[usize], max_norm: f32) {
-    let data: Vec<Vec<f32>> = lens
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| randn(seed + i as u64, n))
-        .collect();
+    let data: Vec<Vec<f32>> = lens.iter().enumerate().map(|(i, &n)| randn(seed + i as u64, n)).collect();
     let ts: Vec<Tensor> = data.iter().map(|d| up(d, &[d.len()])).collect();
     let refs: Vec<&Tensor> = ts.iter().collect();
     let slices: Vec<&[f32]> = data.iter().map(|d| d.as_slice()).collect();
@@ -108,9 +95,7 @@ fn errors_not_panics() {
 fn norm_and_clip_of_many_tensors_take_few_dispatches() {
     // A private device: the shared one counts the dispatches of concurrent tests too.
     let g = Gpu::from_env().unwrap();
-    let ts: Vec<Tensor> = (0..9)
-        .map(|i| Tensor::from_slice(&g, &randn(80 + i, 100), &[100], "g").unwrap())
-        .collect();
+    let ts: Vec<Tensor> = (0..9).map(|i| Tensor::from_slice(&g, &randn(80 + i, 100), &[100], "g").unwrap()).collect();
     let refs: Vec<&Tensor> = ts.iter().collect();
     let before = g.work().dispatches;
     reduce::global_norm(&g, &refs).unwrap();

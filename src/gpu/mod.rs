@@ -445,16 +445,17 @@ impl Gpu {
     }
 }
 
-/// A buffer written by a dispatch may not be bound a second time in it (wgpu forbids
-/// it, and in-place kernels declare one read-write binding instead).
+/// A buffer written by a dispatch may not also be bound read-only in it: wgpu treats
+/// read-write storage as an exclusive usage. (Two writable bindings of one buffer are
+/// allowed; in-place kernels declare a single read-write binding instead.)
 fn check_aliasing(family: &str, entry: &str, pipe: &Pipeline, tensors: &[&Tensor]) -> Result<()> {
     for &w in &pipe.writable {
         let Some(out) = tensors.get(w as usize - 1) else { continue };
-        for &b in pipe.used.iter().filter(|&&b| b != 0 && b != w) {
+        for &b in pipe.used.iter().filter(|&&b| b != 0 && !pipe.writable.contains(&b)) {
             if tensors.get(b as usize - 1).is_some_and(|t| t.same_storage(out)) {
                 return Err(Error::invalid(
                     "dispatch",
-                    format!("{family}::{entry}: tensor '{}' is both written and bound again", out.name()),
+                    format!("{family}::{entry}: tensor '{}' is both written and bound again as an input", out.name()),
                 ));
             }
         }

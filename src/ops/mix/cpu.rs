@@ -24,9 +24,7 @@ pub fn softmax_rows_backward(s: &[f32], ds: &[f32], k: usize) -> Vec<f32> {
         .zip(ds.chunks(k.max(1)))
         .flat_map(|(s, ds)| {
             let dot: f64 = s.iter().zip(ds).map(|(&a, &b)| a as f64 * b as f64).sum();
-            s.iter()
-                .zip(ds)
-                .map(move |(&a, &b)| (a as f64 * (b as f64 - dot)) as f32)
+            s.iter().zip(ds).map(move |(&a, &b)| (a as f64 * (b as f64 - dot)) as f32)
         })
         .collect()
 }
@@ -34,16 +32,12 @@ pub fn softmax_rows_backward(s: &[f32], ds: &[f32], k: usize) -> Vec<f32> {
 /// `Σ_k w_k x_k` for the given weights of one edge.
 fn mix(w: &[f64], xs: &[&[f32]]) -> Vec<f32> {
     let n = xs.first().map_or(0, |x| x.len());
-    (0..n)
-        .map(|i| w.iter().zip(xs).map(|(&w, x)| w * x[i] as f64).sum::<f64>() as f32)
-        .collect()
+    (0..n).map(|i| w.iter().zip(xs).map(|(&w, x)| w * x[i] as f64).sum::<f64>() as f32).collect()
 }
 
 /// `g_k = ⟨dy, x_k⟩` for every candidate.
 fn dots(xs: &[&[f32]], dy: &[f32]) -> Vec<f64> {
-    xs.iter()
-        .map(|x| x.iter().zip(dy).map(|(&a, &b)| a as f64 * b as f64).sum())
-        .collect()
+    xs.iter().map(|x| x.iter().zip(dy).map(|(&a, &b)| a as f64 * b as f64).sum()).collect()
 }
 
 /// The weights of edge `row`: softmax of the α row.
@@ -58,13 +52,7 @@ pub fn mixed_op(alpha: &[f32], k: usize, row: usize, xs: &[&[f32]]) -> Vec<f32> 
 
 /// Mixed op backward: (`dα` of α's full shape, zero outside `row`; `dx_k = w_k dy`).
 /// `dα[row, k] = w_k (g_k − Σ_j w_j g_j)` with `g_k = ⟨dy, x_k⟩`.
-pub fn mixed_op_backward(
-    alpha: &[f32],
-    k: usize,
-    row: usize,
-    xs: &[&[f32]],
-    dy: &[f32],
-) -> (Vec<f32>, Vec<Vec<f32>>) {
+pub fn mixed_op_backward(alpha: &[f32], k: usize, row: usize, xs: &[&[f32]], dy: &[f32]) -> (Vec<f32>, Vec<Vec<f32>>) {
     let w = edge_softmax(alpha, k, row);
     let g = dots(xs, dy);
     let mean: f64 = w.iter().zip(&g).map(|(w, g)| w * g).sum();
@@ -77,17 +65,12 @@ pub fn mixed_op_backward(
 
 /// `w_k dy` for every k.
 fn scaled_copies(w: &[f64], dy: &[f32]) -> Vec<Vec<f32>> {
-    w.iter()
-        .map(|&w| dy.iter().map(|&g| (w * g as f64) as f32).collect())
-        .collect()
+    w.iter().map(|&w| dy.iter().map(|&g| (w * g as f64) as f32).collect()).collect()
 }
 
 /// Weighted sum forward: `y = Σ_k weights[row, k] x_k`.
 pub fn weighted_sum(weights: &[f32], k: usize, row: usize, xs: &[&[f32]]) -> Vec<f32> {
-    let w: Vec<f64> = weights[row * k..(row + 1) * k]
-        .iter()
-        .map(|&v| v as f64)
-        .collect();
+    let w: Vec<f64> = weights[row * k..(row + 1) * k].iter().map(|&v| v as f64).collect();
     mix(&w, xs)
 }
 
@@ -100,10 +83,7 @@ pub fn weighted_sum_backward(
     xs: &[&[f32]],
     dy: &[f32],
 ) -> (Vec<f32>, Vec<Vec<f32>>) {
-    let w: Vec<f64> = weights[row * k..(row + 1) * k]
-        .iter()
-        .map(|&v| v as f64)
-        .collect();
+    let w: Vec<f64> = weights[row * k..(row + 1) * k].iter().map(|&v| v as f64).collect();
     let mut dw = vec![0.0f32; weights.len()];
     for (j, g) in dots(xs, dy).into_iter().enumerate() {
         dw[row * k + j] = g as f32;

@@ -125,21 +125,12 @@ impl Edge {
 fn rows_cols(op: &'static str, alpha: &Tensor) -> Result<(usize, usize)> {
     match alpha.shape() {
         [r, k] => Ok((*r, *k)),
-        s => Err(Error::shape(
-            op,
-            format!("'{}' must be [R, K], got shape {s:?}", alpha.name()),
-        )),
+        s => Err(Error::shape(op, format!("'{}' must be [R, K], got shape {s:?}", alpha.name()))),
     }
 }
 
 /// Checks α against the candidates and the row, and the device's binding limit.
-fn check_edge(
-    gpu: &Gpu,
-    op: &'static str,
-    alpha: &Tensor,
-    row: usize,
-    xs: &[&Tensor],
-) -> Result<Edge> {
+fn check_edge(gpu: &Gpu, op: &'static str, alpha: &Tensor, row: usize, xs: &[&Tensor]) -> Result<Edge> {
     let (rows, k) = rows_cols(op, alpha)?;
     let Some(first) = xs.first() else {
         return Err(Error::invalid(op, "needs at least one candidate input"));
@@ -147,47 +138,24 @@ fn check_edge(
     if xs.len() != k {
         return Err(Error::shape(
             op,
-            format!(
-                "{} inputs but '{}' {:?} has {k} columns",
-                xs.len(),
-                alpha.name(),
-                alpha.shape()
-            ),
+            format!("{} inputs but '{}' {:?} has {k} columns", xs.len(), alpha.name(), alpha.shape()),
         ));
     }
     if k > MAX_K {
-        return Err(Error::invalid(
-            op,
-            format!("{k} candidates per edge, at most {MAX_K} are supported"),
-        ));
+        return Err(Error::invalid(op, format!("{k} candidates per edge, at most {MAX_K} are supported")));
     }
     if row >= rows {
-        return Err(Error::shape(
-            op,
-            format!("row {row} is outside '{}' with {rows} rows", alpha.name()),
-        ));
+        return Err(Error::shape(op, format!("row {row} is outside '{}' with {rows} rows", alpha.name())));
     }
     if let Some(x) = xs.iter().find(|x| x.shape() != first.shape()) {
         return Err(Error::shape(
             op,
-            format!(
-                "candidate '{}' {:?} differs from '{}' {:?}",
-                x.name(),
-                x.shape(),
-                first.name(),
-                first.shape()
-            ),
+            format!("candidate '{}' {:?} differs from '{}' {:?}", x.name(), x.shape(), first.name(), first.shape()),
         ));
     }
     check_binding_limit(gpu, op)?;
-    let n = u32::try_from(first.numel())
-        .map_err(|_| Error::invalid(op, "candidate tensors exceed u32 elements"))?;
-    Ok(Edge {
-        rows,
-        k,
-        row,
-        n: n as usize,
-    })
+    let n = u32::try_from(first.numel()).map_err(|_| Error::invalid(op, "candidate tensors exceed u32 elements"))?;
+    Ok(Edge { rows, k, row, n: n as usize })
 }
 
 fn check_binding_limit(gpu: &Gpu, op: &'static str) -> Result<()> {
@@ -230,19 +198,11 @@ pub fn mix_into(
     if out.numel() != e.n {
         return Err(Error::shape(
             op,
-            format!(
-                "output '{}' {:?} does not match the candidates {:?}",
-                out.name(),
-                out.shape(),
-                xs[0].shape()
-            ),
+            format!("output '{}' {:?} does not match the candidates {:?}", out.name(), out.shape(), xs[0].shape()),
         ));
     }
     if xs.iter().any(|x| x.same_storage(out)) || weights.same_storage(out) {
-        return Err(Error::invalid(
-            op,
-            format!("output '{}' aliases an input", out.name()),
-        ));
+        return Err(Error::invalid(op, format!("output '{}' aliases an input", out.name())));
     }
     for (k0, kg) in groups(e.k) {
         let acc = accumulate || k0 > 0;
@@ -251,13 +211,7 @@ pub fn mix_into(
         b[B_ALPHA] = weights;
         bind_candidates(&mut b, xs, k0, kg);
         b[B_Y] = out;
-        gpu.dispatch(
-            SHADER,
-            "mix_fwd",
-            &e.params(k0, kg, flags, 0),
-            &b,
-            e.grid(gpu),
-        )?;
+        gpu.dispatch(SHADER, "mix_fwd", &e.params(k0, kg, flags, 0), &b, e.grid(gpu))?;
     }
     Ok(())
 }
@@ -268,22 +222,11 @@ pub fn mixed_forward(gpu: &Gpu, alpha: &Tensor, row: usize, xs: &[&Tensor]) -> R
 }
 
 /// `y = Σ_k weights[row, k] x_k` as a new tensor of the candidates' shape.
-pub fn weighted_sum_forward(
-    gpu: &Gpu,
-    weights: &Tensor,
-    row: usize,
-    xs: &[&Tensor],
-) -> Result<Tensor> {
+pub fn weighted_sum_forward(gpu: &Gpu, weights: &Tensor, row: usize, xs: &[&Tensor]) -> Result<Tensor> {
     forward(gpu, Weighting::Raw, weights, row, xs)
 }
 
-fn forward(
-    gpu: &Gpu,
-    weighting: Weighting,
-    weights: &Tensor,
-    row: usize,
-    xs: &[&Tensor],
-) -> Result<Tensor> {
+fn forward(gpu: &Gpu, weighting: Weighting, weights: &Tensor, row: usize, xs: &[&Tensor]) -> Result<Tensor> {
     let shape = xs.first().map(|x| x.shape().to_vec()).unwrap_or_default();
     let y = Tensor::empty(gpu, &shape, "mix out")?;
     mix_into(gpu, weighting, weights, row, xs, &y, false)?;
@@ -305,10 +248,7 @@ pub fn mix_backward_inputs(
     let e = check_edge(gpu, op, weights, row, &vec![dy; needs.len()])?;
     let out: Vec<Option<Tensor>> = needs
         .iter()
-        .map(|&need| {
-            need.then(|| Tensor::empty(gpu, dy.shape(), "mix input grad"))
-                .transpose()
-        })
+        .map(|&need| need.then(|| Tensor::empty(gpu, dy.shape(), "mix input grad")).transpose())
         .collect::<Result<_>>()?;
     for (k0, kg) in groups(e.k) {
         let wanted: Vec<&Tensor> = out[k0..k0 + kg].iter().flatten().collect();
@@ -326,13 +266,7 @@ pub fn mix_backward_inputs(
                 flags |= 256 << j;
             }
         }
-        gpu.dispatch(
-            SHADER,
-            "mix_bwd_x",
-            &e.params(k0, kg, flags, 0),
-            &b,
-            e.grid(gpu),
-        )?;
+        gpu.dispatch(SHADER, "mix_bwd_x", &e.params(k0, kg, flags, 0), &b, e.grid(gpu))?;
     }
     Ok(out)
 }
@@ -372,12 +306,7 @@ pub fn mix_backward_weights(
 /// Params and grid of the row-softmax kernels (one invocation per row).
 fn softmax_launch(gpu: &Gpu, alpha: &Tensor) -> Result<(Params, [u32; 3])> {
     let (rows, k) = rows_cols("softmax_rows", alpha)?;
-    let e = Edge {
-        rows,
-        k,
-        row: 0,
-        n: 0,
-    };
+    let e = Edge { rows, k, row: 0, n: 0 };
     Ok((e.params(0, 0, 0, 0), gpu.grid((rows as u64).div_ceil(WG))))
 }
 

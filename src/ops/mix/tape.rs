@@ -1,8 +1,7 @@
 //! Tape ops of the mix family and their backward rules.
 
 use super::{
-    forward, mix_backward_inputs, mix_backward_weights, softmax_rows_backward,
-    softmax_rows_forward, Weighting,
+    forward, mix_backward_inputs, mix_backward_weights, softmax_rows_backward, softmax_rows_forward, Weighting,
 };
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -26,15 +25,9 @@ impl Backward for MixBackward {
         }
     }
 
-    fn backward(
-        &mut self,
-        gpu: &Gpu,
-        grad: &Tensor,
-        needs: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
-        let (need_w, need_x) = needs
-            .split_first()
-            .ok_or_else(|| Error::Autodiff(format!("{}: no inputs", self.name())))?;
+    fn backward(&mut self, gpu: &Gpu, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let (need_w, need_x) =
+            needs.split_first().ok_or_else(|| Error::Autodiff(format!("{}: no inputs", self.name())))?;
         let mut out = vec![None];
         if *need_w {
             if self.xs.is_empty() {
@@ -44,34 +37,14 @@ impl Backward for MixBackward {
                 )));
             }
             let xs: Vec<&Tensor> = self.xs.iter().collect();
-            out[0] = Some(mix_backward_weights(
-                gpu,
-                self.weighting,
-                &self.weights,
-                self.row,
-                &xs,
-                grad,
-            )?);
+            out[0] = Some(mix_backward_weights(gpu, self.weighting, &self.weights, self.row, &xs, grad)?);
         }
-        out.extend(mix_backward_inputs(
-            gpu,
-            self.weighting,
-            &self.weights,
-            self.row,
-            grad,
-            need_x,
-        )?);
+        out.extend(mix_backward_inputs(gpu, self.weighting, &self.weights, self.row, grad, need_x)?);
         Ok(out)
     }
 }
 
-fn record_mix(
-    tape: &Tape,
-    weighting: Weighting,
-    weights: &Var,
-    row: usize,
-    inputs: &[&Var],
-) -> Result<Var> {
+fn record_mix(tape: &Tape, weighting: Weighting, weights: &Var, row: usize, inputs: &[&Var]) -> Result<Var> {
     let gpu = tape.gpu();
     let xs: Vec<&Tensor> = inputs.iter().map(|v| &v.tensor).collect();
     let y = forward(gpu, weighting, &weights.tensor, row, &xs)?;
@@ -79,17 +52,8 @@ fn record_mix(
     all.push(weights);
     all.extend_from_slice(inputs);
     Ok(tape.record(&all, y, || {
-        let xs = if weights.tracked() {
-            inputs.iter().map(|v| v.tensor.clone()).collect()
-        } else {
-            Vec::new()
-        };
-        Box::new(MixBackward {
-            weighting,
-            weights: weights.tensor.clone(),
-            row,
-            xs,
-        })
+        let xs = if weights.tracked() { inputs.iter().map(|v| v.tensor.clone()).collect() } else { Vec::new() };
+        Box::new(MixBackward { weighting, weights: weights.tensor.clone(), row, xs })
     }))
 }
 
@@ -116,12 +80,7 @@ impl Backward for SoftmaxRowsBackward {
         "softmax_rows"
     }
 
-    fn backward(
-        &mut self,
-        gpu: &Gpu,
-        grad: &Tensor,
-        _needs: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
+    fn backward(&mut self, gpu: &Gpu, grad: &Tensor, _needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         // ∂s_j/∂α_i = s_j (δ_ij − s_i)  ⇒  dα_i = s_i (ds_i − Σ_j s_j ds_j)
         Ok(vec![Some(softmax_rows_backward(gpu, &self.s, grad)?)])
     }

@@ -33,14 +33,7 @@ pub fn sgd_step(cfg: &Sgd, p: &[f32], g: &[f32], buf: Option<&[f32]>) -> (Vec<f3
 
 /// One Adam step number `t` (1-based) on one parameter with moments `m`, `v`.
 /// Returns (new param, new m, new v).
-pub fn adam_step(
-    cfg: &Adam,
-    t: u64,
-    p: &[f32],
-    g: &[f32],
-    m: &[f32],
-    v: &[f32],
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn adam_step(cfg: &Adam, t: u64, p: &[f32], g: &[f32], m: &[f32], v: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (b1, b2) = (cfg.beta1 as f64, cfg.beta2 as f64);
     let bc1 = 1.0 - b1.powi(t as i32);
     let bc2 = 1.0 - b2.powi(t as i32);
@@ -80,10 +73,7 @@ mod tests {
         let (p, _) = sgd_step(&cfg, &[0.0], &[2.0], None);
         assert!((p[0] + 0.3).abs() < 1e-7);
         // The GPU starts from a zero buffer: μ·0 + g' = g', the same first step.
-        assert_eq!(
-            sgd_step(&cfg, &[0.0], &[2.0], Some(&[0.0])),
-            sgd_step(&cfg, &[0.0], &[2.0], None)
-        );
+        assert_eq!(sgd_step(&cfg, &[0.0], &[2.0], Some(&[0.0])), sgd_step(&cfg, &[0.0], &[2.0], None));
     }
 
     #[test]

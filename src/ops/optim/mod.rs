@@ -64,10 +64,7 @@ pub trait Optimizer {
 /// Checks list lengths and that each grad has its parameter's shape.
 fn check_pairs(op: &'static str, params: &[&Tensor], grads: &[&Tensor]) -> Result<()> {
     if params.len() != grads.len() {
-        return Err(Error::invalid(
-            op,
-            format!("{} parameters but {} gradients", params.len(), grads.len()),
-        ));
+        return Err(Error::invalid(op, format!("{} parameters but {} gradients", params.len(), grads.len())));
     }
     for (p, g) in params.iter().zip(grads) {
         if p.shape() != g.shape() {
@@ -83,13 +80,9 @@ fn check_pairs(op: &'static str, params: &[&Tensor], grads: &[&Tensor]) -> Resul
             ));
         }
         if p.same_storage(g) {
-            return Err(Error::invalid(
-                op,
-                format!("parameter '{}' is its own gradient", p.name()),
-            ));
+            return Err(Error::invalid(op, format!("parameter '{}' is its own gradient", p.name())));
         }
-        u32::try_from(p.numel())
-            .map_err(|_| Error::invalid(op, format!("'{}' exceeds u32 elements", p.name())))?;
+        u32::try_from(p.numel()).map_err(|_| Error::invalid(op, format!("'{}' exceeds u32 elements", p.name())))?;
     }
     Ok(())
 }
@@ -103,10 +96,7 @@ struct Slots {
 
 impl Slots {
     fn new(name: &'static str) -> Slots {
-        Slots {
-            name,
-            tensors: Vec::new(),
-        }
+        Slots { name, tensors: Vec::new() }
     }
 
     /// The buffer of parameter `i` (zeros on first use); fails if its shape differs.
@@ -135,18 +125,16 @@ impl Slots {
     }
 
     fn named(&self) -> impl Iterator<Item = (String, Tensor)> + '_ {
-        self.tensors.iter().enumerate().filter_map(|(i, t)| {
-            t.as_ref()
-                .map(|t| (format!("{}.{i}", self.name), t.clone()))
-        })
+        self.tensors
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.as_ref().map(|t| (format!("{}.{i}", self.name), t.clone())))
     }
 
     /// Takes a copy of `t` as the buffer named `name` if the name is `{self.name}.{i}`.
     fn load(&mut self, gpu: &Gpu, name: &str, t: &Tensor) -> Result<bool> {
-        let Some(i) = name
-            .strip_prefix(self.name)
-            .and_then(|rest| rest.strip_prefix('.'))
-            .and_then(|i| i.parse::<usize>().ok())
+        let Some(i) =
+            name.strip_prefix(self.name).and_then(|rest| rest.strip_prefix('.')).and_then(|i| i.parse::<usize>().ok())
         else {
             return Ok(false);
         };
@@ -162,21 +150,14 @@ impl Slots {
 fn copy(gpu: &Gpu, t: &Tensor) -> Result<Tensor> {
     let c = Tensor::empty(gpu, t.shape(), t.name())?;
     if t.byte_len() > 0 {
-        gpu.with_encoder(|enc| {
-            enc.copy_buffer_to_buffer(t.buffer(), 0, c.buffer(), 0, t.byte_len())
-        });
+        gpu.with_encoder(|enc| enc.copy_buffer_to_buffer(t.buffer(), 0, c.buffer(), 0, t.byte_len()));
     }
     Ok(c)
 }
 
 /// Replaces `slots` with the named tensors, each going to the slot set that claims its
 /// name; on an unknown name nothing is changed.
-fn load_all(
-    op: &'static str,
-    gpu: &Gpu,
-    slots: &mut [&mut Slots],
-    state: &[(String, Tensor)],
-) -> Result<()> {
+fn load_all(op: &'static str, gpu: &Gpu, slots: &mut [&mut Slots], state: &[(String, Tensor)]) -> Result<()> {
     let mut fresh: Vec<Slots> = slots.iter().map(|s| Slots::new(s.name)).collect();
     for (name, t) in state {
         let mut taken = false;
@@ -197,13 +178,7 @@ fn load_all(
 }
 
 fn launch(gpu: &Gpu, entry: &str, p: &Params, tensors: &[&Tensor]) -> Result<()> {
-    gpu.dispatch(
-        SHADER,
-        entry,
-        p,
-        tensors,
-        gpu.grid((p.n as u64).div_ceil(WG)),
-    )
+    gpu.dispatch(SHADER, entry, p, tensors, gpu.grid((p.n as u64).div_ceil(WG)))
 }
 
 fn check_hyper(op: &'static str, what: &str, v: f32, ok: bool) -> Result<()> {
@@ -233,31 +208,16 @@ pub struct Sgd {
 impl Sgd {
     /// SGD with the given hyper-parameters and empty state.
     pub fn new(lr: f32, momentum: f32, nesterov: bool, weight_decay: f32) -> Sgd {
-        Sgd {
-            lr,
-            momentum,
-            nesterov,
-            weight_decay,
-            bufs: Slots::new("momentum_buffer"),
-            steps: 0,
-        }
+        Sgd { lr, momentum, nesterov, weight_decay, bufs: Slots::new("momentum_buffer"), steps: 0 }
     }
 
     fn validate(&self) -> Result<()> {
         let op = "sgd";
         check_hyper(op, "learning rate", self.lr, self.lr >= 0.0)?;
         check_hyper(op, "momentum", self.momentum, self.momentum >= 0.0)?;
-        check_hyper(
-            op,
-            "weight decay",
-            self.weight_decay,
-            self.weight_decay >= 0.0,
-        )?;
+        check_hyper(op, "weight decay", self.weight_decay, self.weight_decay >= 0.0)?;
         if self.nesterov && self.momentum == 0.0 {
-            return Err(Error::invalid(
-                op,
-                "Nesterov momentum requires a momentum > 0",
-            ));
+            return Err(Error::invalid(op, "Nesterov momentum requires a momentum > 0"));
         }
         Ok(())
     }
@@ -351,12 +311,7 @@ impl Adam {
         check_hyper(op, "beta1", self.beta1, (0.0..1.0).contains(&self.beta1))?;
         check_hyper(op, "beta2", self.beta2, (0.0..1.0).contains(&self.beta2))?;
         check_hyper(op, "eps", self.eps, self.eps >= 0.0)?;
-        check_hyper(
-            op,
-            "weight decay",
-            self.weight_decay,
-            self.weight_decay >= 0.0,
-        )
+        check_hyper(op, "weight decay", self.weight_decay, self.weight_decay >= 0.0)
     }
 
     /// The step-dependent factors `(lr / (1 − β1^t), sqrt(1 − β2^t))`, in f64 as PyTorch does.
@@ -405,20 +360,12 @@ impl Optimizer for Adam {
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        self.exp_avg
-            .named()
-            .chain(self.exp_avg_sq.named())
-            .collect()
+        self.exp_avg.named().chain(self.exp_avg_sq.named()).collect()
     }
 
     fn load_state(&mut self, gpu: &Gpu, state: &[(String, Tensor)], steps: u64) -> Result<()> {
         // "exp_avg" is a prefix of "exp_avg_sq"; Slots::load requires the '.' right after it.
-        load_all(
-            "adam",
-            gpu,
-            &mut [&mut self.exp_avg, &mut self.exp_avg_sq],
-            state,
-        )?;
+        load_all("adam", gpu, &mut [&mut self.exp_avg, &mut self.exp_avg_sq], state)?;
         self.steps = steps;
         Ok(())
     }

@@ -11,10 +11,7 @@ pub fn sum(x: &[f32]) -> f32 {
 
 /// Σ aᵢ bᵢ.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| x as f64 * y as f64)
-        .sum::<f64>() as f32
+    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum::<f64>() as f32
 }
 
 /// Σ_t Σ_i t_i² over all tensors.
@@ -23,11 +20,7 @@ pub fn sum_squares(tensors: &[&[f32]]) -> f32 {
 }
 
 fn sum_squares_f64(tensors: &[&[f32]]) -> f64 {
-    tensors
-        .iter()
-        .flat_map(|t| t.iter())
-        .map(|&v| (v as f64).powi(2))
-        .sum()
+    tensors.iter().flat_map(|t| t.iter()).map(|&v| (v as f64).powi(2)).sum()
 }
 
 /// sqrt(Σ_t Σ_i t_i²) over all tensors.
@@ -40,10 +33,7 @@ pub fn global_norm(tensors: &[&[f32]]) -> f32 {
 pub fn clip_grad_norm(grads: &[&[f32]], max_norm: f32) -> (f32, Vec<Vec<f32>>) {
     let norm = global_norm(grads);
     let coef = (max_norm as f64 / (norm as f64 + 1e-6)).min(1.0);
-    let scaled = grads
-        .iter()
-        .map(|g| g.iter().map(|&v| (v as f64 * coef) as f32).collect())
-        .collect();
+    let scaled = grads.iter().map(|g| g.iter().map(|&v| (v as f64 * coef) as f32).collect()).collect();
     (norm, scaled)
 }
 

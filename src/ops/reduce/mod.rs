@@ -99,12 +99,7 @@ fn bindings(fill: &Tensor) -> Vec<&Tensor> {
 
 /// Records the partial passes of Σ x (or Σ x²) over all `tensors` into a new partials
 /// tensor; returns it with the number of partials written.
-fn partial_passes(
-    gpu: &Gpu,
-    op: &'static str,
-    tensors: &[&Tensor],
-    mode: u32,
-) -> Result<(Tensor, usize)> {
+fn partial_passes(gpu: &Gpu, op: &'static str, tensors: &[&Tensor], mode: u32) -> Result<(Tensor, usize)> {
     let total: usize = tensors.iter().map(|t| groups_for(t.numel())).sum();
     let partials = Tensor::empty(gpu, &[total.max(1)], "reduce partials")?;
     let mut offset = 0;
@@ -150,14 +145,7 @@ fn finish(
 
 fn check_index(op: &'static str, out: &Tensor, index: usize) -> Result<()> {
     if index >= out.numel() {
-        return Err(Error::shape(
-            op,
-            format!(
-                "index {index} is outside '{}' of shape {:?}",
-                out.name(),
-                out.shape()
-            ),
-        ));
+        return Err(Error::shape(op, format!("index {index} is outside '{}' of shape {:?}", out.name(), out.shape())));
     }
     Ok(())
 }
@@ -175,13 +163,7 @@ pub fn dot(gpu: &Gpu, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     if a.numel() != b.numel() {
         return Err(Error::shape(
             "dot",
-            format!(
-                "'{}' {:?} and '{}' {:?} differ in size",
-                a.name(),
-                a.shape(),
-                b.name(),
-                b.shape()
-            ),
+            format!("'{}' {:?} and '{}' {:?} differ in size", a.name(), a.shape(), b.name(), b.shape()),
         ));
     }
     let out = Tensor::empty(gpu, &[1], "dot")?;
@@ -201,15 +183,7 @@ pub fn dot(gpu: &Gpu, a: &Tensor, b: &Tensor) -> Result<Tensor> {
 pub fn sum_squares_into(gpu: &Gpu, tensors: &[&Tensor], out: &Tensor, index: usize) -> Result<()> {
     check_index("sum_squares", out, index)?;
     let (partials, count) = partial_passes(gpu, "sum_squares", tensors, MODE_SQUARES)?;
-    finish(
-        gpu,
-        "sum_squares",
-        &partials,
-        count,
-        out,
-        index,
-        FINISH_PLAIN,
-    )
+    finish(gpu, "sum_squares", &partials, count, out, index, FINISH_PLAIN)
 }
 
 /// Σ_t Σ_i t_i² over all `tensors`, as a `[1]` tensor.
@@ -233,10 +207,7 @@ pub fn global_norm(gpu: &Gpu, tensors: &[&Tensor]) -> Result<Tensor> {
 /// computed and applied on the GPU. Each tensor must appear once in `grads`.
 pub fn clip_grad_norm(gpu: &Gpu, grads: &[&Tensor], max_norm: f32) -> Result<Tensor> {
     if !(max_norm.is_finite() && max_norm > 0.0) {
-        return Err(Error::invalid(
-            "clip_grad_norm",
-            format!("max_norm must be positive and finite, got {max_norm}"),
-        ));
+        return Err(Error::invalid("clip_grad_norm", format!("max_norm must be positive and finite, got {max_norm}")));
     }
     let norm = global_norm(gpu, grads)?;
     for batch in grads.chunks(SLOTS) {
