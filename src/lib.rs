@@ -3,10 +3,13 @@
 //! Data flows one way: data → supernet → engine (tape + kernels on the GPU) →
 //! search strategy → run → CLI / UI. This crate holds the engine layers so far.
 
+pub mod bench201;
+pub mod cli;
 pub mod error;
 pub mod gpu;
 pub mod nn;
 pub mod ops;
+pub mod space;
 pub mod tensor;
 pub mod util;
 
