@@ -1,14 +1,17 @@
 //! wgnas: gradient-based neural architecture search on any GPU through wgpu.
 //!
-//! Data flows one way: data → supernet → engine (tape + kernels on the GPU) →
-//! search strategy → run → CLI / UI. This crate holds the engine layers so far.
+//! Data flows one way: data → supernet (space) → engine (tape + kernels on the GPU) →
+//! search strategy → run → CLI / UI.
 
 pub mod bench;
+pub mod bench201;
+pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod gpu;
 pub mod nn;
 pub mod ops;
+pub mod space;
 pub mod tensor;
 pub mod util;
 

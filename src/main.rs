@@ -38,6 +38,17 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         compare_cpu: usize,
     },
+    /// Look up a cell in the NAS-Bench-201 table: test accuracies, ranks and percentiles.
+    Query {
+        /// Architecture string, e.g. '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|'.
+        arch: String,
+        /// The NAS-Bench-201 CSV table (default: $WGNAS_NB201).
+        #[arg(long, value_name = "PATH")]
+        nb201: Option<std::path::PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure the engine.
     Bench {
         #[command(subcommand)]
@@ -73,6 +84,7 @@ fn main() {
 fn run(command: Command, choice: &AdapterChoice) -> wgnas::Result<()> {
     match command {
         Command::Devices { json } => devices(choice, json),
+        Command::Query { arch, nb201, json } => wgnas::cli::query::run(&arch, nb201.as_deref(), json),
         Command::Demo { steps, seed, compare_cpu } => run_demo(choice, steps, seed, compare_cpu),
         Command::Bench { what: BenchCommand::Kernels { json, small, reps } } => bench_kernels(choice, json, small, reps),
     }

@@ -1,0 +1,5 @@
+//! Search spaces: each holds its op vocabulary and its genotype (the discrete
+//! architecture a search derives), with parsing, formatting and derivation from α.
+
+/// NAS-Bench-201: a 4-node cell with 6 edges and 5 candidate ops per edge.
+pub mod nb201;

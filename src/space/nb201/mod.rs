@@ -1,0 +1,8 @@
+//! The NAS-Bench-201 search space (DESIGN.md §3): a cell of 4 nodes where node
+//! i = Σ_{j<i} op_{i←j}(node j), 6 edges, and 5 candidate ops per edge, giving
+//! 5⁶ = 15,625 architectures.
+
+/// Op vocabulary, edge order and the architecture string form.
+pub mod genotype;
+
+pub use genotype::{Nb201Arch, Nb201Op, ALPHA_LEN, EDGES, NUM_EDGES, NUM_NODES, NUM_OPS};
