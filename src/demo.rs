@@ -93,7 +93,14 @@ impl DemoWeights {
 
     fn shapes(cfg: &DemoConfig) -> [Vec<usize>; 6] {
         let c = cfg.channels;
-        [vec![c, cfg.in_channels, 3, 3], vec![c], vec![c], vec![c], vec![cfg.classes, cfg.features()], vec![cfg.classes]]
+        [
+            vec![c, cfg.in_channels, 3, 3],
+            vec![c],
+            vec![c],
+            vec![c],
+            vec![cfg.classes, cfg.features()],
+            vec![cfg.classes],
+        ]
     }
 }
 

@@ -86,7 +86,9 @@ fn run(command: Command, choice: &AdapterChoice) -> wgnas::Result<()> {
         Command::Devices { json } => devices(choice, json),
         Command::Query { arch, nb201, json } => wgnas::cli::query::run(&arch, nb201.as_deref(), json),
         Command::Demo { steps, seed, compare_cpu } => run_demo(choice, steps, seed, compare_cpu),
-        Command::Bench { what: BenchCommand::Kernels { json, small, reps } } => bench_kernels(choice, json, small, reps),
+        Command::Bench { what: BenchCommand::Kernels { json, small, reps } } => {
+            bench_kernels(choice, json, small, reps)
+        }
     }
 }
 
@@ -136,7 +138,8 @@ fn bench_kernels(choice: &AdapterChoice, json: bool, small: bool, reps: Option<u
         cfg.reps = r.max(1);
     }
     eprintln!("benchmarking kernels on {} (batch {}, {} reps each)...", gpu.describe(), cfg.batch, cfg.reps);
-    let report = kernels::run(&gpu, cfg, &mut |row| eprintln!("  {:<22} {:<14} {:>10.3} ms", row.kernel, row.shape, row.ms))?;
+    let report =
+        kernels::run(&gpu, cfg, &mut |row| eprintln!("  {:<22} {:<14} {:>10.3} ms", row.kernel, row.shape, row.ms))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {

@@ -8,15 +8,8 @@ use wgnas::tensor::tape::{Tape, Var};
 use wgnas::Gpu;
 
 /// Shapes (m, n, k) with sizes 1, 3, 7, 33, 65: odd, below and above one 64×64 workgroup tile.
-const SIZES: [(usize, usize, usize); 7] = [
-    (1, 1, 1),
-    (3, 7, 5),
-    (7, 3, 33),
-    (33, 65, 7),
-    (65, 33, 65),
-    (1, 65, 3),
-    (130, 70, 9),
-];
+const SIZES: [(usize, usize, usize); 7] =
+    [(1, 1, 1), (3, 7, 5), (7, 3, 33), (33, 65, 7), (65, 33, 65), (1, 65, 3), (130, 70, 9)];
 
 #[test]
 fn matmul_matches_reference_for_every_transpose() {
@@ -29,12 +22,7 @@ fn matmul_matches_reference_for_every_transpose() {
             let c = linear::matmul(gpu(), &up(&a, &a_shape), &up(&b, &b_shape), ta, tb).unwrap();
             assert_eq!(c.shape(), &[m, n]);
             let want = cpu::matmul(&a, &b, m, n, k, ta, tb);
-            assert_close(
-                &format!("matmul {m}x{n}x{k} ta={ta} tb={tb}"),
-                &down(&c),
-                &want,
-                RTOL,
-            );
+            assert_close(&format!("matmul {m}x{n}x{k} ta={ta} tb={tb}"), &down(&c), &want, RTOL);
         }
     }
 }
@@ -48,18 +36,8 @@ fn matmul_flops_is_2mnk() {
 /// Runs linear forward and all three backward products for x `[n, in]` (given as `x_shape`).
 fn check_linear(x_shape: &[usize], inputs: usize, outputs: usize, with_bias: bool) {
     let n = x_shape[0];
-    let (x, w, b, dy) = (
-        randn(3, n * inputs),
-        randn(4, outputs * inputs),
-        randn(5, outputs),
-        randn(6, n * outputs),
-    );
-    let (gx, gw, gb, gdy) = (
-        up(&x, x_shape),
-        up(&w, &[outputs, inputs]),
-        up(&b, &[outputs]),
-        up(&dy, &[n, outputs]),
-    );
+    let (x, w, b, dy) = (randn(3, n * inputs), randn(4, outputs * inputs), randn(5, outputs), randn(6, n * outputs));
+    let (gx, gw, gb, gdy) = (up(&x, x_shape), up(&w, &[outputs, inputs]), up(&b, &[outputs]), up(&dy, &[n, outputs]));
     let what = format!("linear x {x_shape:?} out {outputs} bias {with_bias}");
     let bias = with_bias.then_some(&gb);
     let y = linear::linear_forward(gpu(), &gx, &gw, bias).unwrap();
@@ -101,32 +79,22 @@ fn linear_accepts_pooled_nchw_input() {
 fn shape_mismatches_are_errors_not_panics() {
     let a = up(&randn(7, 6), &[2, 3]);
     let b = up(&randn(8, 8), &[4, 2]);
-    let e = linear::matmul(gpu(), &a, &b, false, false)
-        .unwrap_err()
-        .to_string();
+    let e = linear::matmul(gpu(), &a, &b, false, false).unwrap_err().to_string();
     assert!(e.contains("matmul") && e.contains("inner"), "{e}");
     // Transposing both makes them fit: [2, 3]ᵀ·[4, 2]ᵀ = [3, 2]·[2, 4].
     assert!(linear::matmul(gpu(), &a, &b, true, true).is_ok());
     let v = up(&randn(9, 6), &[6]);
-    assert!(
-        linear::matmul(gpu(), &v, &b, false, false).is_err(),
-        "1-D operand"
-    );
+    assert!(linear::matmul(gpu(), &v, &b, false, false).is_err(), "1-D operand");
 
     let w = up(&randn(10, 12), &[4, 3]);
     let x = up(&randn(11, 10), &[2, 5]);
-    let e = linear::linear_forward(gpu(), &x, &w, None)
-        .unwrap_err()
-        .to_string();
+    let e = linear::linear_forward(gpu(), &x, &w, None).unwrap_err().to_string();
     assert!(e.contains("linear"), "{e}");
     let x = up(&randn(12, 6), &[2, 3]);
     let bad_bias = up(&randn(13, 3), &[3]);
     assert!(linear::linear_forward(gpu(), &x, &w, Some(&bad_bias)).is_err());
     let dy = up(&randn(14, 6), &[3, 2]);
-    assert!(
-        linear::linear_backward_w(gpu(), &dy, &x).is_err(),
-        "batch mismatch"
-    );
+    assert!(linear::linear_backward_w(gpu(), &dy, &x).is_err(), "batch mismatch");
     assert!(linear::linear_backward_x(gpu(), &dy, &w, &[2, 3]).is_err());
 }
 
@@ -135,12 +103,8 @@ fn tape_linear_computes_only_requested_gradients() {
     // A private device, so that the dispatch count is not disturbed by parallel tests.
     let gpu = Gpu::from_env().unwrap();
     let (n, inputs, outputs) = (5, 7, 3);
-    let (x, w, b, dy) = (
-        randn(20, n * inputs),
-        randn(21, outputs * inputs),
-        randn(22, outputs),
-        randn(23, n * outputs),
-    );
+    let (x, w, b, dy) =
+        (randn(20, n * inputs), randn(21, outputs * inputs), randn(22, outputs), randn(23, n * outputs));
     let t = |d: &[f32], s: &[usize]| wgnas::Tensor::from_slice(&gpu, d, s, "t").unwrap();
     let tape = Tape::new(&gpu);
     let xv = tape.leaf(&t(&x, &[n, inputs, 1, 1]));
@@ -151,36 +115,20 @@ fn tape_linear_computes_only_requested_gradients() {
 
     let before = gpu.work().dispatches;
     let grads = tape.backward_with(&y, seed, &[&wv]).unwrap();
-    assert_eq!(
-        gpu.work().dispatches - before,
-        1,
-        "only the dW product runs"
-    );
+    assert_eq!(gpu.work().dispatches - before, 1, "only the dW product runs");
     assert!(grads.get(&xv).is_none() && grads.get(&bv).is_none());
     let dw = grads.get(&wv).unwrap().to_vec(&gpu).unwrap();
-    assert_close(
-        "tape dW",
-        &dw,
-        &cpu::linear_backward_w(&dy, &x, n, inputs, outputs),
-        RTOL,
-    );
+    assert_close("tape dW", &dw, &cpu::linear_backward_w(&dy, &x, n, inputs, outputs), RTOL);
 
     // All three on a fresh recording; dx keeps x's [N, C, 1, 1] shape.
     let y = linear::linear(&tape, &xv, &wv, Some(&bv)).unwrap();
-    let grads = tape
-        .backward_with(&y, t(&dy, &[n, outputs]), &[&xv, &wv, &bv])
-        .unwrap();
+    let grads = tape.backward_with(&y, t(&dy, &[n, outputs]), &[&xv, &wv, &bv]).unwrap();
     let dx = grads.get(&xv).unwrap();
     assert_eq!(dx.shape(), &[n, inputs, 1, 1]);
     let want = cpu::linear_backward_x(&dy, &w, n, inputs, outputs);
     assert_close("tape dx", &dx.to_vec(&gpu).unwrap(), &want, RTOL);
     let db = grads.get(&bv).unwrap().to_vec(&gpu).unwrap();
-    assert_close(
-        "tape db",
-        &db,
-        &cpu::linear_backward_b(&dy, n, outputs),
-        RTOL,
-    );
+    assert_close("tape db", &db, &cpu::linear_backward_b(&dy, n, outputs), RTOL);
 }
 
 #[test]

@@ -12,9 +12,7 @@ use wgnas::{Gpu, Tensor};
 /// `n` labels in `[0, k)` as f32 class indices.
 fn labels(seed: u64, n: usize, k: usize) -> Vec<f32> {
     let mut r = Rng::new(seed);
-    (0..n)
-        .map(|_| ((r.uniform() * k as f64) as usize).min(k - 1) as f32)
-        .collect()
+    (0..n).map(|_| ((r.uniform() * k as f64) as usize).min(k - 1) as f32).collect()
 }
 
 #[test]
@@ -64,34 +62,18 @@ fn cross_entropy_is_stable_and_clamps_labels() {
     assert_close("ce large", &down(&ce.loss), &[want_loss], RTOL);
     assert_eq!(down(&ce.correct), vec![want_correct]);
     let dz = loss::cross_entropy_backward(gpu(), &gz, &gy, &ce.lse, &up(&[1.0], &[1])).unwrap();
-    assert_close(
-        "ce large bwd",
-        &down(&dz),
-        &cpu::cross_entropy_backward(&z, &y, 3, 3, 1.0),
-        RTOL,
-    );
+    assert_close("ce large bwd", &down(&dz), &cpu::cross_entropy_backward(&z, &y, 3, 3, 1.0), RTOL);
 }
 
 #[test]
 fn mse_matches_reference() {
     // Odd shapes, one element, and sizes past one 4096-element partial-sum chunk.
-    for shape in [
-        vec![1],
-        vec![7],
-        vec![2, 3, 5, 3],
-        vec![4097],
-        vec![3, 5, 33, 33],
-    ] {
+    for shape in [vec![1], vec![7], vec![2, 3, 5, 3], vec![4097], vec![3, 5, 33, 33]] {
         let n: usize = shape.iter().product();
         let (a, b) = (randn(40, n), randn(41, n));
         let (ga, gb) = (up(&a, &shape), up(&b, &shape));
         let l = loss::mse_forward(gpu(), &ga, &gb).unwrap();
-        assert_close(
-            &format!("mse {shape:?}"),
-            &down(&l),
-            &[cpu::mse(&a, &b)],
-            RTOL,
-        );
+        assert_close(&format!("mse {shape:?}"), &down(&l), &[cpu::mse(&a, &b)], RTOL);
 
         let dl = up(&[-1.5], &[1]);
         let (want_a, want_b) = cpu::mse_backward(&a, &b, -1.5);
@@ -106,9 +88,7 @@ fn mse_matches_reference() {
 #[test]
 fn shape_mismatches_are_errors_not_panics() {
     let z = up(&randn(50, 12), &[4, 3]);
-    let e = loss::cross_entropy_forward(gpu(), &z, &up(&[0.0; 3], &[3]))
-        .unwrap_err()
-        .to_string();
+    let e = loss::cross_entropy_forward(gpu(), &z, &up(&[0.0; 3], &[3])).unwrap_err().to_string();
     assert!(e.contains("cross_entropy") && e.contains("labels"), "{e}");
     let flat = up(&randn(51, 12), &[12]);
     assert!(loss::cross_entropy_forward(gpu(), &flat, &up(&[0.0; 12], &[12])).is_err());

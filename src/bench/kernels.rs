@@ -7,6 +7,7 @@ use crate::gpu::timer::Timer;
 use crate::gpu::Gpu;
 use crate::ops::conv::{self, Conv2dParams};
 use crate::ops::pool::{self, Pool2d};
+use crate::ops::optim::Optimizer;
 use crate::ops::{eltwise, linear, loss, mix, norm, optim, reduce};
 use crate::tensor::Tensor;
 use crate::util::rng::Rng;

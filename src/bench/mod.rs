@@ -8,7 +8,13 @@ use crate::gpu::Gpu;
 
 /// Milliseconds per repetition of `record`, after `warmup` unmeasured repetitions
 /// (the first dispatch of each pipeline pays for its compilation).
-pub fn time_per_rep(gpu: &Gpu, timer: &Timer, warmup: usize, reps: usize, mut record: impl FnMut() -> Result<()>) -> Result<f64> {
+pub fn time_per_rep(
+    gpu: &Gpu,
+    timer: &Timer,
+    warmup: usize,
+    reps: usize,
+    mut record: impl FnMut() -> Result<()>,
+) -> Result<f64> {
     for _ in 0..warmup {
         record()?;
     }

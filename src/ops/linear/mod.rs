@@ -66,20 +66,14 @@ pub fn linear_flops(n: usize, inputs: usize, outputs: usize) -> u64 {
 fn dims2(op: &'static str, t: &Tensor) -> Result<[usize; 2]> {
     match t.shape() {
         [r, c] => Ok([*r, *c]),
-        s => Err(Error::shape(
-            op,
-            format!("'{}' must be 2-D, got shape {s:?}", t.name()),
-        )),
+        s => Err(Error::shape(op, format!("'{}' must be 2-D, got shape {s:?}", t.name()))),
     }
 }
 
 /// Fails unless every dimension fits the u32 index arithmetic of the kernels.
 fn fits_u32(op: &'static str, dims: &[usize]) -> Result<()> {
     if dims.iter().any(|&d| d > u32::MAX as usize) {
-        return Err(Error::invalid(
-            op,
-            format!("dimensions {dims:?} exceed u32"),
-        ));
+        return Err(Error::invalid(op, format!("dimensions {dims:?} exceed u32")));
     }
     Ok(())
 }
@@ -99,16 +93,7 @@ fn launch_matmul(
     // op(A)[i, l] = A[i, l] (stored [m, k]) or A[l, i] (stored [k, m]); likewise for B.
     let (a_sm, a_sk) = if trans_a { (1, m32) } else { (k32, 1) };
     let (b_sk, b_sn) = if trans_b { (1, k32) } else { (n32, 1) };
-    let params = Params {
-        m: m32,
-        n: n32,
-        k: k32,
-        has_bias: bias.is_some() as u32,
-        a_sm,
-        a_sk,
-        b_sk,
-        b_sn,
-    };
+    let params = Params { m: m32, n: n32, k: k32, has_bias: bias.is_some() as u32, a_sm, a_sk, b_sk, b_sn };
     let groups = [n32.div_ceil(WG_N * TN), m32.div_ceil(WG_M * TM), 1];
     // Without a bias the binding is never read; `a` stands in for it.
     let bias = bias.unwrap_or(a);
@@ -189,11 +174,7 @@ pub fn linear_backward_x(gpu: &Gpu, dy: &Tensor, w: &Tensor, x_shape: &[usize]) 
     if o != outputs || x_rows != n || x_shape.len() < 2 || x_rest != inputs {
         return Err(Error::shape(
             "linear_backward_x",
-            format!(
-                "dy {:?}, W {:?} and x {x_shape:?} do not fit together",
-                dy.shape(),
-                w.shape()
-            ),
+            format!("dy {:?}, W {:?} and x {x_shape:?} do not fit together", dy.shape(), w.shape()),
         ));
     }
     let dx = Tensor::empty(gpu, x_shape, "linear grad x")?;
@@ -209,11 +190,7 @@ pub fn linear_backward_w(gpu: &Gpu, dy: &Tensor, x: &Tensor) -> Result<Tensor> {
     if x2.shape()[0] != n {
         return Err(Error::shape(
             "linear_backward_w",
-            format!(
-                "dy {:?} and x {:?} differ in batch size",
-                dy.shape(),
-                x.shape()
-            ),
+            format!("dy {:?} and x {:?} differ in batch size", dy.shape(), x.shape()),
         ));
     }
     let dw = Tensor::empty(gpu, &[outputs, inputs], "linear grad w")?;
@@ -226,23 +203,8 @@ pub fn linear_backward_b(gpu: &Gpu, dy: &Tensor) -> Result<Tensor> {
     let [n, outputs] = dims2("linear_backward_b", dy)?;
     fits_u32("linear_backward_b", &[n, outputs, n * outputs])?;
     let db = Tensor::empty(gpu, &[outputs], "linear grad b")?;
-    let params = Params {
-        m: n as u32,
-        n: outputs as u32,
-        k: 0,
-        has_bias: 0,
-        a_sm: 0,
-        a_sk: 0,
-        b_sk: 0,
-        b_sn: 0,
-    };
-    gpu.dispatch(
-        SHADER,
-        "col_sum",
-        &params,
-        &[dy, dy, dy, &db],
-        gpu.grid((outputs as u64).div_ceil(SUM_WG)),
-    )?;
+    let params = Params { m: n as u32, n: outputs as u32, k: 0, has_bias: 0, a_sm: 0, a_sk: 0, b_sk: 0, b_sn: 0 };
+    gpu.dispatch(SHADER, "col_sum", &params, &[dy, dy, dy, &db], gpu.grid((outputs as u64).div_ceil(SUM_WG)))?;
     Ok(db)
 }
 
@@ -257,20 +219,11 @@ impl Backward for LinearBackward {
         "linear"
     }
 
-    fn backward(
-        &mut self,
-        gpu: &Gpu,
-        grad: &Tensor,
-        needs: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
+    fn backward(&mut self, gpu: &Gpu, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         let need = |i: usize| needs.get(i).copied().unwrap_or(false);
         // dy/dx = W, dy/dW = x, dy/db = 1: each product runs only when its gradient is wanted.
-        let dx = need(0)
-            .then(|| linear_backward_x(gpu, grad, &self.w, self.x.shape()))
-            .transpose()?;
-        let dw = need(1)
-            .then(|| linear_backward_w(gpu, grad, &self.x))
-            .transpose()?;
+        let dx = need(0).then(|| linear_backward_x(gpu, grad, &self.w, self.x.shape())).transpose()?;
+        let dw = need(1).then(|| linear_backward_w(gpu, grad, &self.x)).transpose()?;
         let mut out = vec![dx, dw];
         if needs.len() > 2 {
             out.push(need(2).then(|| linear_backward_b(gpu, grad)).transpose()?);

@@ -13,11 +13,7 @@ pub fn label_index(label: f32, k: usize) -> usize {
 /// `log Σ_j exp z[j]` of one row, computed stably around the row maximum.
 fn lse(row: &[f32]) -> f64 {
     let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-    max + row
-        .iter()
-        .map(|&v| (v as f64 - max).exp())
-        .sum::<f64>()
-        .ln()
+    max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln()
 }
 
 /// Index of the row maximum, the lowest one on ties.
@@ -45,13 +41,7 @@ pub fn cross_entropy(logits: &[f32], labels: &[f32], n: usize, k: usize) -> (f32
 }
 
 /// `∂L/∂logits = (softmax(z) − onehot(y)) / n · dl`.
-pub fn cross_entropy_backward(
-    logits: &[f32],
-    labels: &[f32],
-    n: usize,
-    k: usize,
-    dl: f32,
-) -> Vec<f32> {
+pub fn cross_entropy_backward(logits: &[f32], labels: &[f32], n: usize, k: usize, dl: f32) -> Vec<f32> {
     let scale = dl as f64 / n as f64;
     let mut out = Vec::with_capacity(n * k);
     for (row, &label) in logits.chunks(k).zip(labels).take(n) {
@@ -66,22 +56,14 @@ pub fn cross_entropy_backward(
 
 /// `mean((a − b)²)` over all elements.
 pub fn mse(a: &[f32], b: &[f32]) -> f32 {
-    let s: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
-        .sum();
+    let s: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum();
     (s / a.len() as f64) as f32
 }
 
 /// `(∂L/∂a, ∂L/∂b) = (2(a − b)/n · dl, −2(a − b)/n · dl)` for `L = mean((a − b)²)`.
 pub fn mse_backward(a: &[f32], b: &[f32], dl: f32) -> (Vec<f32>, Vec<f32>) {
     let scale = 2.0 * dl as f64 / a.len() as f64;
-    let da: Vec<f32> = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| ((x as f64 - y as f64) * scale) as f32)
-        .collect();
+    let da: Vec<f32> = a.iter().zip(b).map(|(&x, &y)| ((x as f64 - y as f64) * scale) as f32).collect();
     let db = da.iter().map(|v| -v).collect();
     (da, db)
 }
@@ -94,10 +76,7 @@ mod tests {
 
     fn check(what: &str, ana: &[f32], num: &[f64]) {
         for (a, n) in ana.iter().zip(num) {
-            assert!(
-                (*a as f64 - n).abs() < 1e-3 * (1.0 + n.abs()),
-                "{what}: {a} vs {n}"
-            );
+            assert!((*a as f64 - n).abs() < 1e-3 * (1.0 + n.abs()), "{what}: {a} vs {n}");
         }
     }
 
@@ -107,11 +86,7 @@ mod tests {
         let (n, k, dl) = (3, 4, 0.7f32);
         let z = Rng::new(1).normal_vec(n * k, 2.0);
         let y = [2.0f32, 0.0, 3.0];
-        let num = finite_diff(
-            &z,
-            |z| cross_entropy(z, &y, n, k).0 as f64 * dl as f64,
-            1e-2,
-        );
+        let num = finite_diff(&z, |z| cross_entropy(z, &y, n, k).0 as f64 * dl as f64, 1e-2);
         check("dz", &cross_entropy_backward(&z, &y, n, k, dl), &num);
     }
 

@@ -43,21 +43,13 @@ struct Params {
 }
 
 fn params(n: usize, k: usize, scale: f32) -> Params {
-    Params {
-        n: n as u32,
-        k: k as u32,
-        scale,
-        _pad: 0,
-    }
+    Params { n: n as u32, k: k as u32, scale, _pad: 0 }
 }
 
 /// Fails unless `n` fits the kernels' u32 indexing.
 fn fits_u32(op: &'static str, n: usize) -> Result<()> {
     if n > u32::MAX as usize {
-        return Err(Error::invalid(
-            op,
-            format!("{n} elements exceed u32 indexing"),
-        ));
+        return Err(Error::invalid(op, format!("{n} elements exceed u32 indexing")));
     }
     Ok(())
 }
@@ -67,11 +59,7 @@ fn scalar_grad(op: &'static str, g: &Tensor) -> Result<()> {
     if g.numel() != 1 {
         return Err(Error::shape(
             op,
-            format!(
-                "upstream gradient '{}' must hold one value, got shape {:?}",
-                g.name(),
-                g.shape()
-            ),
+            format!("upstream gradient '{}' must hold one value, got shape {:?}", g.name(), g.shape()),
         ));
     }
     Ok(())
@@ -93,23 +81,13 @@ fn ce_dims(op: &'static str, logits: &Tensor, labels: &Tensor) -> Result<(usize,
     let (n, k) = match logits.shape() {
         [n, k] if *n > 0 && *k > 0 => (*n, *k),
         s => {
-            return Err(Error::shape(
-                op,
-                format!(
-                    "logits '{}' must be [N, K] with N, K > 0, got {s:?}",
-                    logits.name()
-                ),
-            ))
+            return Err(Error::shape(op, format!("logits '{}' must be [N, K] with N, K > 0, got {s:?}", logits.name())))
         }
     };
     if labels.numel() != n {
         return Err(Error::shape(
             op,
-            format!(
-                "labels '{}' hold {} values for a batch of {n} rows",
-                labels.name(),
-                labels.numel()
-            ),
+            format!("labels '{}' hold {} values for a batch of {n} rows", labels.name(), labels.numel()),
         ));
     }
     fits_u32(op, n * k)?;
@@ -188,13 +166,7 @@ pub fn mse_forward(gpu: &Gpu, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let n = mse_len("mse", a, b)?;
     let groups = (n as u64).div_ceil(MSE_CHUNK);
     let partial = Tensor::empty(gpu, &[groups as usize], "mse partial sums")?;
-    gpu.dispatch(
-        SHADER,
-        "mse_partial",
-        &params(n, 0, 0.0),
-        &[a, b, a, a, &partial],
-        gpu.grid(groups),
-    )?;
+    gpu.dispatch(SHADER, "mse_partial", &params(n, 0, 0.0), &[a, b, a, a, &partial], gpu.grid(groups))?;
     let loss = Tensor::empty(gpu, &[1], "mse loss")?;
     gpu.dispatch(
         SHADER,
@@ -243,12 +215,7 @@ impl Backward for CrossEntropyBackward {
         "cross_entropy"
     }
 
-    fn backward(
-        &mut self,
-        gpu: &Gpu,
-        grad: &Tensor,
-        needs: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
+    fn backward(&mut self, gpu: &Gpu, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         if !needs.first().copied().unwrap_or(false) {
             return Ok(vec![None]);
         }
@@ -260,16 +227,9 @@ impl Backward for CrossEntropyBackward {
 /// Tape op: mean softmax cross-entropy of `logits` `[N, K]` against `labels` `[N]`.
 /// Returns the loss `[1]` and the number of correct predictions `[1]` (not differentiable).
 pub fn cross_entropy(tape: &Tape, logits: &Var, labels: &Tensor) -> Result<(Var, Tensor)> {
-    let CrossEntropy { loss, correct, lse } =
-        cross_entropy_forward(tape.gpu(), &logits.tensor, labels)?;
+    let CrossEntropy { loss, correct, lse } = cross_entropy_forward(tape.gpu(), &logits.tensor, labels)?;
     let (z, y) = (logits.tensor.clone(), labels.clone());
-    let loss = tape.record(&[logits], loss, || {
-        Box::new(CrossEntropyBackward {
-            logits: z,
-            labels: y,
-            lse,
-        })
-    });
+    let loss = tape.record(&[logits], loss, || Box::new(CrossEntropyBackward { logits: z, labels: y, lse }));
     Ok((loss, correct))
 }
 
@@ -284,19 +244,10 @@ impl Backward for MseBackward {
         "mse"
     }
 
-    fn backward(
-        &mut self,
-        gpu: &Gpu,
-        grad: &Tensor,
-        needs: &[bool],
-    ) -> Result<Vec<Option<Tensor>>> {
+    fn backward(&mut self, gpu: &Gpu, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         let need = |i: usize| needs.get(i).copied().unwrap_or(false);
-        let da = need(0)
-            .then(|| mse_backward_a(gpu, &self.a, &self.b, grad))
-            .transpose()?;
-        let db = need(1)
-            .then(|| mse_backward_b(gpu, &self.a, &self.b, grad))
-            .transpose()?;
+        let da = need(0).then(|| mse_backward_a(gpu, &self.a, &self.b, grad)).transpose()?;
+        let db = need(1).then(|| mse_backward_b(gpu, &self.a, &self.b, grad)).transpose()?;
         Ok(vec![da, db])
     }
 }
