@@ -118,3 +118,40 @@ fn writing_a_tensor_that_is_also_an_input_is_an_error() {
     // The GPU is still usable afterwards.
     assert_eq!(down(&x), vec![1.0, 2.0]);
 }
+
+#[test]
+fn a_missing_adapter_is_an_error_that_says_how_to_get_one() {
+    let choice = wgnas::gpu::AdapterChoice { name: Some("no-such-adapter-xyz".into()), backend: None };
+    let e = wgnas::Gpu::new(&choice).unwrap_err();
+    assert!(matches!(e, Error::NoAdapter { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("no-such-adapter-xyz") && msg.contains("apt-get install mesa-vulkan-drivers"), "{msg}");
+}
+
+#[test]
+fn a_training_step_is_one_submission_and_frees_its_activations() {
+    use wgnas::demo::{DemoConfig, DemoWeights, GpuDemo};
+    // A private device so the counters see only this test's work.
+    let gpu = &wgnas::Gpu::from_env().expect("adapter");
+    let cfg = DemoConfig::default();
+    let mut net = GpuDemo::new(gpu, cfg, &DemoWeights::init(&cfg, 1)).unwrap();
+    let (x, y) = wgnas::demo::synthetic_batch(&cfg, &mut wgnas::util::rng::Rng::new(2));
+    let xt = Tensor::from_slice(gpu, &x, &[cfg.batch, cfg.in_channels, cfg.size, cfg.size], "x").unwrap();
+    let yt = Tensor::from_slice(gpu, &y, &[cfg.batch], "y").unwrap();
+    // The first step creates the momentum buffers; measure the second.
+    drop(net.step(gpu, &xt, &yt).unwrap());
+    gpu.wait().unwrap();
+    let live_before = gpu.memory().live;
+    let w0 = gpu.work();
+    let (loss, correct) = net.step(gpu, &xt, &yt).unwrap();
+    gpu.flush().unwrap();
+    let w1 = gpu.work();
+    assert_eq!(w1.submissions - w0.submissions, 1, "forward + backward + SGD in one submission");
+    assert!(w1.dispatches - w0.dispatches > 10);
+    // Only the two logged scalars outlive the step: every activation and gradient was freed.
+    let live_after = gpu.memory().live;
+    let scalar = wgnas::gpu::pool::size_class(loss.byte_len());
+    assert_eq!(live_after - live_before, 2 * scalar, "{live_before} -> {live_after}");
+    drop((loss, correct));
+    assert_eq!(gpu.memory().live, live_before);
+}
