@@ -3,6 +3,7 @@
 //! Data flows one way: data → supernet → engine (tape + kernels on the GPU) →
 //! search strategy → run → CLI / UI. This crate holds the engine layers so far.
 
+pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod nn;
