@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod bench201;
 pub mod cli;
+pub mod data;
 pub mod demo;
 pub mod error;
 pub mod gpu;
