@@ -15,6 +15,7 @@
 //! candidates at once, then one workgroup that finishes `dα`), with no readback.
 
 pub mod cpu;
+pub mod gdas;
 mod tape;
 
 pub use tape::{mixed_op, softmax_rows, weighted_sum};

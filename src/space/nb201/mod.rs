@@ -6,3 +6,10 @@
 pub mod genotype;
 
 pub use genotype::{Nb201Arch, Nb201Op, ALPHA_LEN, EDGES, NUM_EDGES, NUM_NODES, NUM_OPS};
+
+/// The search network (xautodl `TinyNetworkDarts`) as a [`crate::search::SearchModel`].
+pub mod supernet;
+/// PyTorch state-dict names of the supernet's tensors.
+pub mod torch_names;
+
+pub use supernet::{Nb201Config, Nb201Supernet};

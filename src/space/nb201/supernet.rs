@@ -1,0 +1,614 @@
+//! The NAS-Bench-201 search network (DESIGN.md §3): xautodl's `TinyNetworkDarts` with
+//! `NAS201SearchCell`s, on the tape.
+//!
+//! ```text
+//! x ─ stem: Conv3×3(in→C, pad 1, no bias) ─ BN
+//!   ─ N cells (C) ─ block(C→2C) ─ N cells (2C) ─ block(2C→4C) ─ N cells (4C)
+//!   ─ head: BN ─ ReLU ─ global average pool ─ Linear(4C→classes) ─ logits
+//! ```
+//!
+//! - **Cell**: node 0 is the input; node i = Σ_{j<i} edge_{i←j}(node j); the output is
+//!   node 3. Edges run in the order `1←0, 2←0, 2←1, 3←0, 3←1, 3←2` (α's rows).
+//! - **Edge** (row e of α, the K candidate ops of [`Nb201Config::ops`]):
+//!   softmax mode `y = Σ_k softmax(α_e)_k · op_k(x)` ([`mix::mixed_op`]; `none` enters as a
+//!   zeros tensor, so it takes part in the softmax and `dα_none = −w_none Σ_j w_j g_j`);
+//!   Gumbel mode `y = h_{e,idx} · op_idx(x) + Σ_{k≠idx} h_{e,k}` ([`gdas::gdas_edge_with`]),
+//!   where only the sampled op runs.
+//! - **Candidates**: `none` = 0; `skip_connect` = x; `nor_conv_k×k` = ReLU → Conv(k, pad
+//!   (k−1)/2, with bias) → BN (non-affine, always batch statistics, no running statistics),
+//!   each edge with its own convs and one ReLU per conv candidate, as the reference does;
+//!   `avg_pool_3x3` = stride 1, pad 1, padding not counted in the divisor.
+//! - **Reduction block** (`ResNetBasicblock(C_in, C_out, 2)`): a = ReLU → Conv3×3 s2 → BN,
+//!   b = ReLU(a) → Conv3×3 → BN, shortcut = AvgPool2×2 s2 → Conv1×1; out = shortcut + b.
+//! - **Affine BNs** (stem, blocks, head) use batch statistics and update their running
+//!   statistics (momentum 0.1) in training, and the running statistics in evaluation.
+//!
+//! Tensor names follow the PyTorch state dict ([`super::torch_names`], documented in
+//! `docs/nb201-parameters.md`). With the defaults (C = 16, N = 5, 5 ops, 10 classes) the
+//! network has 1,692,826 weights plus 30 α values.
+//!
+//! # Shapes
+//! x `[N, in_channels, S, S]` with S = `input_size` (a multiple of 4); stage s ∈ {0, 1, 2}
+//! has `C·2^s` channels at `S/2^s`; α `[6, K]`; logits `[N, classes]`.
+
+use super::genotype::{Nb201Arch, Nb201Op, EDGES, NUM_EDGES, NUM_NODES, NUM_OPS};
+use super::torch_names::{self as names, Branch, Init, TensorSpec};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::nn::init;
+use crate::ops::conv::{self, Conv2dParams};
+use crate::ops::mix::{self, gdas};
+use crate::ops::norm::{self, BnConfig};
+use crate::ops::pool::{self, Pool2d};
+use crate::ops::{eltwise, linear};
+use crate::search::{ArchMode, SearchModel};
+use crate::tensor::tape::{Tape, Var};
+use crate::tensor::Tensor;
+use crate::util::rng::Rng;
+
+/// Component name in errors.
+const OP: &str = "nb201 supernet";
+
+/// Sizes and op set of the supernet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nb201Config {
+    /// Channels C of the first stage (the others have 2C and 4C).
+    pub channels: usize,
+    /// Search cells N per stage.
+    pub cells: usize,
+    /// Candidate ops of every edge: a non-empty subset of [`Nb201Op::ALL`] in canonical order.
+    pub ops: Vec<Nb201Op>,
+    /// Channels of the input images.
+    pub in_channels: usize,
+    /// Height and width of the input images (a multiple of 4: two stride-2 reductions).
+    pub input_size: usize,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+impl Default for Nb201Config {
+    /// The reference search setting: C = 16, N = 5, all 5 ops, 3×32×32 inputs, 10 classes.
+    fn default() -> Self {
+        Nb201Config { channels: 16, cells: 5, ops: Nb201Op::ALL.to_vec(), in_channels: 3, input_size: 32, classes: 10 }
+    }
+}
+
+impl Nb201Config {
+    /// Checks every field; the errors say what is wrong and what is expected.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("channels", self.channels),
+            ("cells", self.cells),
+            ("in_channels", self.in_channels),
+            ("classes", self.classes),
+        ];
+        if let Some((what, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(Error::invalid(OP, format!("{what} must be at least 1, got 0")));
+        }
+        if self.ops.is_empty() {
+            return Err(Error::invalid(OP, format!("the op list is empty; choose from {}", Nb201Op::valid_names())));
+        }
+        if !self.ops.windows(2).all(|w| w[0] < w[1]) {
+            let got: Vec<&str> = self.ops.iter().map(|o| o.name()).collect();
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "ops [{}] must be distinct and in the canonical order {}",
+                    got.join(", "),
+                    Nb201Op::valid_names()
+                ),
+            ));
+        }
+        // At a block the stride-2 conv gives ⌈S/2⌉ and the 2×2 pool ⌊S/2⌋: S must be even twice.
+        if self.input_size < 4 || !self.input_size.is_multiple_of(4) {
+            return Err(Error::invalid(
+                OP,
+                format!(
+                    "input size {} is too small or not divisible for two stride-2 reductions: it must be a \
+                     multiple of 4 (≥ 4)",
+                    self.input_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Channels of the three stages: `[C, 2C, 4C]`.
+    pub fn stage_channels(&self) -> [usize; 3] {
+        [self.channels, 2 * self.channels, 4 * self.channels]
+    }
+
+    /// Spatial sizes of the three stages: `[S, S/2, S/4]`.
+    pub fn stage_sizes(&self) -> [usize; 3] {
+        [self.input_size, self.input_size / 2, self.input_size / 4]
+    }
+
+    /// Number of candidate ops per edge (K, the columns of α).
+    pub fn num_ops(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// The trained weights (names, shapes, initialisation) in model order.
+    pub fn weight_specs(&self) -> Result<Vec<TensorSpec>> {
+        Ok(Layout::build(self)?.weights)
+    }
+
+    /// The BN running statistics (names, shapes, initial values) in model order.
+    pub fn buffer_specs(&self) -> Result<Vec<TensorSpec>> {
+        Ok(Layout::build(self)?.buffers)
+    }
+
+    /// Number of trained weights (α excluded): 1,692,826 for the defaults.
+    pub fn param_count(&self) -> Result<usize> {
+        Ok(self.weight_specs()?.iter().map(TensorSpec::numel).sum())
+    }
+}
+
+/// Weight indices of an affine BN, and the index of its running-statistics pair.
+#[derive(Debug, Clone, Copy)]
+struct Bn {
+    gamma: usize,
+    beta: usize,
+    stats: usize,
+}
+
+/// Weight indices of a reduction block.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    conv_a: usize,
+    bn_a: Bn,
+    conv_b: usize,
+    bn_b: Bn,
+    shortcut: usize,
+}
+
+/// One entry of `cells`.
+#[derive(Debug, Clone)]
+enum Module {
+    /// A search cell: `convs[e][k]` is the weight index of candidate k's conv on edge e
+    /// (its bias follows it), `None` for parameter-free ops.
+    Cell { convs: Vec<Vec<Option<usize>>> },
+    /// A reduction block.
+    Block(Block),
+}
+
+/// Where every tensor lives in the weight list, with the specs that list is built from.
+#[derive(Debug, Clone)]
+struct Layout {
+    stem_conv: usize,
+    stem_bn: Bn,
+    modules: Vec<Module>,
+    head_bn: Bn,
+    /// Classifier weight; the bias follows it.
+    fc: usize,
+    weights: Vec<TensorSpec>,
+    buffers: Vec<TensorSpec>,
+}
+
+/// The kernel size of a conv op.
+fn kernel(op: Nb201Op) -> Option<usize> {
+    match op {
+        Nb201Op::NorConv1x1 => Some(1),
+        Nb201Op::NorConv3x3 => Some(3),
+        _ => None,
+    }
+}
+
+/// Conv weight `[c_out, c_in, k, k]` with PyTorch's default init.
+fn conv_spec(prefix: &str, c_out: usize, c_in: usize, k: usize) -> TensorSpec {
+    TensorSpec { name: names::field(prefix, "weight"), shape: vec![c_out, c_in, k, k], init: fan(c_in * k * k) }
+}
+
+fn fan(fan_in: usize) -> Init {
+    Init::Uniform { fan_in }
+}
+
+fn vector(name: String, c: usize, init: Init) -> TensorSpec {
+    TensorSpec { name, shape: vec![c], init }
+}
+
+impl Layout {
+    /// Walks the skeleton in PyTorch's module order, naming every tensor.
+    fn build(cfg: &Nb201Config) -> Result<Layout> {
+        cfg.validate()?;
+        let mut l = Layout {
+            stem_conv: 0,
+            stem_bn: Bn { gamma: 0, beta: 0, stats: 0 },
+            modules: Vec::with_capacity(3 * cfg.cells + 2),
+            head_bn: Bn { gamma: 0, beta: 0, stats: 0 },
+            fc: 0,
+            weights: Vec::new(),
+            buffers: Vec::new(),
+        };
+        let [c0, _, c_last] = cfg.stage_channels();
+        l.stem_conv = l.push(conv_spec(names::STEM_CONV, c0, cfg.in_channels, 3));
+        l.stem_bn = l.bn(names::STEM_BN, c0);
+        let mut c_prev = c0;
+        for (stage, c) in cfg.stage_channels().into_iter().enumerate() {
+            if stage > 0 {
+                let block = l.block(l.modules.len(), c_prev, c);
+                l.modules.push(Module::Block(block));
+            }
+            for _ in 0..cfg.cells {
+                let convs = l.cell(l.modules.len(), c, &cfg.ops);
+                l.modules.push(Module::Cell { convs });
+            }
+            c_prev = c;
+        }
+        l.head_bn = l.bn(names::HEAD_BN, c_last);
+        let fc_w = TensorSpec {
+            name: names::field(names::CLASSIFIER, "weight"),
+            shape: vec![cfg.classes, c_last],
+            init: fan(c_last),
+        };
+        l.fc = l.push(fc_w);
+        l.push(vector(names::field(names::CLASSIFIER, "bias"), cfg.classes, fan(c_last)));
+        Ok(l)
+    }
+
+    fn push(&mut self, spec: TensorSpec) -> usize {
+        self.weights.push(spec);
+        self.weights.len() - 1
+    }
+
+    /// An affine BN with running statistics: γ = 1, β = 0, mean 0, variance 1.
+    fn bn(&mut self, prefix: &str, c: usize) -> Bn {
+        let gamma = self.push(vector(names::field(prefix, "weight"), c, Init::Ones));
+        let beta = self.push(vector(names::field(prefix, "bias"), c, Init::Zeros));
+        let stats = self.buffers.len() / 2;
+        self.buffers.push(vector(names::field(prefix, "running_mean"), c, Init::Zeros));
+        self.buffers.push(vector(names::field(prefix, "running_var"), c, Init::Ones));
+        Bn { gamma, beta, stats }
+    }
+
+    fn block(&mut self, cell: usize, c_in: usize, c_out: usize) -> Block {
+        let conv_a = self.push(conv_spec(&names::block_conv(cell, Branch::A), c_out, c_in, 3));
+        let bn_a = self.bn(&names::block_bn(cell, Branch::A), c_out);
+        let conv_b = self.push(conv_spec(&names::block_conv(cell, Branch::B), c_out, c_out, 3));
+        let bn_b = self.bn(&names::block_bn(cell, Branch::B), c_out);
+        let shortcut = self.push(conv_spec(&names::block_shortcut(cell), c_out, c_in, 1));
+        Block { conv_a, bn_a, conv_b, bn_b, shortcut }
+    }
+
+    /// The convs (weight, then bias) of every conv candidate of every edge.
+    fn cell(&mut self, cell: usize, c: usize, ops: &[Nb201Op]) -> Vec<Vec<Option<usize>>> {
+        EDGES
+            .iter()
+            .map(|&(to, from)| {
+                let edge_ops = ops.iter().enumerate();
+                edge_ops
+                    .map(|(col, &op)| {
+                        let k = kernel(op)?;
+                        let prefix = names::edge_conv(cell, to, from, col);
+                        let w = self.push(conv_spec(&prefix, c, c, k));
+                        self.push(vector(names::field(&prefix, "bias"), c, fan(c * k * k)));
+                        Some(w)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Initial values of `spec` drawn from `rng` (PyTorch defaults).
+fn initial_values(spec: &TensorSpec, rng: &mut Rng) -> Vec<f32> {
+    let n = spec.numel();
+    match spec.init {
+        Init::Uniform { fan_in } => init::default_weight(rng, n, fan_in),
+        Init::Ones => vec![1.0; n],
+        Init::Zeros => vec![0.0; n],
+    }
+}
+
+/// The NAS-Bench-201 supernet: weights, α and BN running statistics on the GPU.
+pub struct Nb201Supernet {
+    cfg: Nb201Config,
+    layout: Layout,
+    weights: Vec<Tensor>,
+    names: Vec<String>,
+    alphas: Vec<Tensor>,
+    /// Running (mean, variance) of every affine BN, indexed by [`Bn::stats`].
+    running: Vec<(Tensor, Tensor)>,
+}
+
+/// How the edges of one forward pass mix their candidates.
+enum Mixing<'a> {
+    Softmax(&'a Var),
+    Gumbel { hardwts: &'a Var, index: &'a [usize] },
+}
+
+/// What one forward pass records with.
+struct Pass<'a> {
+    tape: &'a Tape,
+    w: &'a [Var],
+    mixing: Mixing<'a>,
+    training: bool,
+}
+
+/// Constant tensors shared by the edges of one stage (one feature shape).
+struct Consts {
+    shape: Vec<usize>,
+    /// The `none` candidate of softmax mode (only when `none` is in the op list).
+    zeros: Option<Var>,
+    /// Ones and zeros of the GDAS edges (Gumbel mode only).
+    gdas: Option<gdas::GdasConstants>,
+}
+
+fn internal(msg: &str) -> Error {
+    Error::invalid(OP, format!("internal: {msg}"))
+}
+
+impl Nb201Supernet {
+    /// Builds the network with PyTorch-default initialisation from `seed`: convs and the
+    /// classifier `U(±1/√fan_in)`, BN γ = 1, β = 0, running mean 0 and variance 1, and
+    /// α = 1e-3·N(0, 1) of shape `[6, K]`.
+    pub fn new(gpu: &Gpu, cfg: Nb201Config, seed: u64) -> Result<Nb201Supernet> {
+        let layout = Layout::build(&cfg)?;
+        let mut rng = Rng::new(seed);
+        let weights = layout
+            .weights
+            .iter()
+            .map(|s| Tensor::from_slice(gpu, &initial_values(s, &mut rng), &s.shape, &s.name))
+            .collect::<Result<Vec<_>>>()?;
+        let k = cfg.num_ops();
+        let alpha = rng.normal_vec(NUM_EDGES * k, 1e-3);
+        let alphas = vec![Tensor::from_slice(gpu, &alpha, &[NUM_EDGES, k], names::ARCH_PARAMETERS)?];
+        let mut running = Vec::with_capacity(layout.buffers.len() / 2);
+        for pair in layout.buffers.chunks_exact(2) {
+            let mut t = |s: &TensorSpec| Tensor::from_slice(gpu, &initial_values(s, &mut rng), &s.shape, &s.name);
+            running.push((t(&pair[0])?, t(&pair[1])?));
+        }
+        let names = layout.weights.iter().map(|s| s.name.clone()).collect();
+        Ok(Nb201Supernet { cfg, layout, weights, names, alphas, running })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Nb201Config {
+        &self.cfg
+    }
+
+    /// Number of trained weights (α excluded).
+    pub fn param_count(&self) -> usize {
+        self.weights.iter().map(Tensor::numel).sum()
+    }
+
+    /// Every named tensor: the weights, the BN running statistics and α (`arch_parameters`).
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut all: Vec<(String, Tensor)> = self.names.iter().cloned().zip(self.weights.iter().cloned()).collect();
+        all.extend(self.buffers());
+        all.push((names::ARCH_PARAMETERS.to_string(), self.alphas[0].clone()));
+        all
+    }
+
+    /// Replaces the tensor called `name` (a weight, a running statistic or `arch_parameters`)
+    /// with `values`, which must fill its shape.
+    pub fn load(&mut self, gpu: &Gpu, name: &str, values: &[f32]) -> Result<()> {
+        let slot = if let Some(i) = self.names.iter().position(|n| n == name) {
+            &mut self.weights[i]
+        } else if name == names::ARCH_PARAMETERS {
+            &mut self.alphas[0]
+        } else {
+            let i = self.layout.buffers.iter().position(|s| s.name == name).ok_or_else(|| {
+                Error::invalid(OP, format!("no tensor named '{name}' (see docs/nb201-parameters.md)"))
+            })?;
+            let pair = &mut self.running[i / 2];
+            if i % 2 == 0 {
+                &mut pair.0
+            } else {
+                &mut pair.1
+            }
+        };
+        let shape = slot.shape().to_vec();
+        *slot = Tensor::from_slice(gpu, values, &shape, name)?;
+        Ok(())
+    }
+
+    /// The architecture α's values (`[6, K]` row-major) choose: per edge the argmax over the
+    /// supernet's ops, `none` included when present; ties go to the lowest op index.
+    pub fn derive(&self, alpha: &[f32]) -> Result<Nb201Arch> {
+        let k = self.cfg.num_ops();
+        if alpha.len() != NUM_EDGES * k {
+            let msg = format!("α has {} values, expected {NUM_EDGES} edges × {k} ops", alpha.len());
+            return Err(Error::shape(OP, msg));
+        }
+        // Spread the K columns over the 5 of the full vocabulary; absent ops are not allowed.
+        let mut full = vec![0.0f32; NUM_EDGES * NUM_OPS];
+        for (e, row) in alpha.chunks_exact(k).enumerate() {
+            for (&v, op) in row.iter().zip(&self.cfg.ops) {
+                full[e * NUM_OPS + op.index()] = v;
+            }
+        }
+        Nb201Arch::from_alpha(&full, &self.cfg.ops)
+    }
+
+    /// Validates the forward inputs against the model before anything is recorded.
+    fn check_inputs<'a>(&self, x: &Tensor, w: &[Var], a: &'a [Var], mode: &'a ArchMode) -> Result<Mixing<'a>> {
+        let [_, c, h, wd] = x.dims4(OP)?;
+        let s = self.cfg.input_size;
+        if c != self.cfg.in_channels || h != s || wd != s {
+            return Err(Error::shape(
+                OP,
+                format!("input {:?} must be [N, {}, {s}, {s}]", x.shape(), self.cfg.in_channels),
+            ));
+        }
+        if w.len() != self.weights.len() {
+            return Err(Error::shape(OP, format!("{} weights given, the model has {}", w.len(), self.weights.len())));
+        }
+        for ((v, t), name) in w.iter().zip(&self.weights).zip(&self.names) {
+            if v.shape() != t.shape() {
+                return Err(Error::shape(
+                    OP,
+                    format!("weight '{name}' has shape {:?}, expected {:?}", v.shape(), t.shape()),
+                ));
+            }
+        }
+        let alpha_shape = [NUM_EDGES, self.cfg.num_ops()];
+        let [alpha] = a else {
+            return Err(Error::shape(OP, format!("{} α tensors given, NB201 has one", a.len())));
+        };
+        alpha.tensor.expect_shape(OP, &alpha_shape)?;
+        match mode {
+            ArchMode::Softmax => Ok(Mixing::Softmax(alpha)),
+            ArchMode::Gumbel { hardwts, index } => {
+                hardwts.tensor.expect_shape(OP, &alpha_shape)?;
+                if index.len() != NUM_EDGES || index.iter().any(|&i| i >= alpha_shape[1]) {
+                    return Err(Error::shape(
+                        OP,
+                        format!("Gumbel index {index:?} must hold {NUM_EDGES} op columns below {}", alpha_shape[1]),
+                    ));
+                }
+                Ok(Mixing::Gumbel { hardwts, index })
+            }
+        }
+    }
+
+    /// An affine BN with running statistics (batch statistics and an update in training).
+    fn affine_bn(&self, p: &Pass, x: &Var, bn: Bn) -> Result<Var> {
+        let (rm, rv) = self.running.get(bn.stats).ok_or_else(|| internal("BN statistics index"))?;
+        let affine = Some((&p.w[bn.gamma], &p.w[bn.beta]));
+        norm::batch_norm(p.tape, x, affine, Some((rm, rv)), p.training, BnConfig::default())
+    }
+
+    /// `ResNetBasicblock` with stride 2: shortcut(x) + BN(Conv(ReLU(BN(Conv_s2(ReLU(x)))))).
+    fn block(&self, p: &Pass, x: &Var, b: &Block) -> Result<Var> {
+        let t = p.tape;
+        let h = eltwise::relu(t, x)?;
+        let h = conv::conv2d(t, &h, &p.w[b.conv_a], None, &Conv2dParams::same(3).with_stride(2))?;
+        let h = self.affine_bn(p, &h, b.bn_a)?;
+        let h = eltwise::relu(t, &h)?;
+        let h = conv::conv2d(t, &h, &p.w[b.conv_b], None, &Conv2dParams::same(3))?;
+        let h = self.affine_bn(p, &h, b.bn_b)?;
+        let s = pool::pool2d(t, x, &Pool2d::avg(2, 2, 0))?;
+        let s = conv::conv2d(t, &s, &p.w[b.shortcut], None, &Conv2dParams::default())?;
+        eltwise::add_var(t, &s, &h)
+    }
+
+    /// Constants for the cells of a stage whose features have `shape`.
+    fn consts(&self, p: &Pass, shape: &[usize]) -> Result<Consts> {
+        let gpu = p.tape.gpu();
+        let (zeros, gdas) = match p.mixing {
+            Mixing::Softmax(_) if self.cfg.ops.contains(&Nb201Op::None) => {
+                (Some(Var::constant(Tensor::zeros(gpu, shape, "nb201 none")?)), None)
+            }
+            Mixing::Softmax(_) => (None, None),
+            Mixing::Gumbel { .. } => (None, Some(gdas::GdasConstants::new(gpu, shape)?)),
+        };
+        Ok(Consts { shape: shape.to_vec(), zeros, gdas })
+    }
+
+    /// One search cell: node i = Σ_{j<i} edge_{i←j}(node j); returns node 3.
+    fn cell(&self, p: &Pass, x: Var, convs: &[Vec<Option<usize>>], c: &Consts) -> Result<Var> {
+        let mut nodes: Vec<Option<Var>> = vec![None; NUM_NODES];
+        nodes[0] = Some(x);
+        // EDGES is ordered by destination, so each source node is complete when it is read.
+        for (e, &(to, from)) in EDGES.iter().enumerate() {
+            let src = nodes[from].clone().ok_or_else(|| internal("edge reads an unfinished node"))?;
+            let edge_convs = convs.get(e).ok_or_else(|| internal("cell without edge convs"))?;
+            let y = self.edge(p, &src, e, edge_convs, c)?;
+            nodes[to] = Some(match nodes[to].take() {
+                None => y,
+                Some(acc) => eltwise::add_var(p.tape, &acc, &y)?,
+            });
+        }
+        nodes.pop().flatten().ok_or_else(|| internal("cell output missing"))
+    }
+
+    /// Edge `e`: the mixed op of all candidates (softmax) or the sampled one (Gumbel).
+    fn edge(&self, p: &Pass, x: &Var, e: usize, convs: &[Option<usize>], c: &Consts) -> Result<Var> {
+        match p.mixing {
+            Mixing::Softmax(alpha) => {
+                let cands = self
+                    .cfg
+                    .ops
+                    .iter()
+                    .zip(convs)
+                    .map(|(&op, &conv)| self.candidate(p, x, op, conv, c))
+                    .collect::<Result<Vec<Var>>>()?;
+                let refs: Vec<&Var> = cands.iter().collect();
+                mix::mixed_op(p.tape, alpha, e, &refs)
+            }
+            Mixing::Gumbel { hardwts, index } => {
+                let col = index[e];
+                let op = self.cfg.ops[col];
+                let sel = if op == Nb201Op::None { None } else { Some(self.candidate(p, x, op, convs[col], c)?) };
+                let g = c.gdas.as_ref().ok_or_else(|| internal("Gumbel pass without GDAS constants"))?;
+                gdas::gdas_edge_with(p.tape, hardwts, e, col, sel.as_ref(), g)
+            }
+        }
+    }
+
+    /// The output of candidate `op` on `x`; `conv` is its conv weight index (bias after it).
+    fn candidate(&self, p: &Pass, x: &Var, op: Nb201Op, conv: Option<usize>, c: &Consts) -> Result<Var> {
+        let t = p.tape;
+        match op {
+            Nb201Op::None => c.zeros.clone().ok_or_else(|| internal("no zeros for `none`")),
+            Nb201Op::SkipConnect => Ok(x.clone()),
+            Nb201Op::AvgPool3x3 => pool::pool2d(t, x, &Pool2d::avg(3, 1, 1)),
+            Nb201Op::NorConv1x1 | Nb201Op::NorConv3x3 => {
+                let (i, k) = conv.zip(kernel(op)).ok_or_else(|| internal("conv op without weights"))?;
+                let h = eltwise::relu(t, x)?;
+                let h = conv::conv2d(t, &h, &p.w[i], Some(&p.w[i + 1]), &Conv2dParams::same(k))?;
+                // Non-affine, no running statistics: batch statistics in training and evaluation.
+                norm::batch_norm(t, &h, None, None, true, BnConfig::default())
+            }
+        }
+    }
+
+    /// Head: BN → ReLU → global average pool → classifier.
+    fn head(&self, p: &Pass, x: &Var) -> Result<Var> {
+        let h = self.affine_bn(p, x, self.layout.head_bn)?;
+        let h = eltwise::relu(p.tape, &h)?;
+        let h = pool::global_avg_pool(p.tape, &h)?;
+        let fc = self.layout.fc;
+        linear::linear(p.tape, &h, &p.w[fc], Some(&p.w[fc + 1]))
+    }
+}
+
+impl SearchModel for Nb201Supernet {
+    fn space(&self) -> &'static str {
+        "nb201"
+    }
+
+    fn weights(&self) -> &[Tensor] {
+        &self.weights
+    }
+
+    fn weight_names(&self) -> &[String] {
+        &self.names
+    }
+
+    fn alphas(&self) -> &[Tensor] {
+        &self.alphas
+    }
+
+    fn op_names(&self) -> Vec<&'static str> {
+        self.cfg.ops.iter().map(|o| o.name()).collect()
+    }
+
+    fn forward(&self, tape: &Tape, x: &Tensor, w: &[Var], a: &[Var], mode: &ArchMode, training: bool) -> Result<Var> {
+        let mixing = self.check_inputs(x, w, a, mode)?;
+        let p = Pass { tape, w, mixing, training };
+        let l = &self.layout;
+        let h = conv::conv2d(tape, &Var::constant(x.clone()), &w[l.stem_conv], None, &Conv2dParams::same(3))?;
+        let mut h = self.affine_bn(&p, &h, l.stem_bn)?;
+        let mut consts: Option<Consts> = None;
+        for module in &l.modules {
+            h = match module {
+                Module::Block(b) => self.block(&p, &h, b)?,
+                Module::Cell { convs } => {
+                    if consts.as_ref().is_none_or(|c| c.shape != h.shape()) {
+                        consts = Some(self.consts(&p, h.shape())?);
+                    }
+                    let c = consts.as_ref().ok_or_else(|| internal("cell constants"))?;
+                    self.cell(&p, h, convs, c)?
+                }
+            };
+        }
+        self.head(&p, &h)
+    }
+
+    fn buffers(&self) -> Vec<(String, Tensor)> {
+        let tensors = self.running.iter().flat_map(|(m, v)| [m.clone(), v.clone()]);
+        self.layout.buffers.iter().map(|s| s.name.clone()).zip(tensors).collect()
+    }
+}
