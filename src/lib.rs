@@ -12,6 +12,7 @@ pub mod error;
 pub mod gpu;
 pub mod nn;
 pub mod ops;
+pub mod run;
 pub mod search;
 pub mod space;
 pub mod tensor;

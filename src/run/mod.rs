@@ -1,0 +1,18 @@
+//! Everything a search run reads, writes and reports, independent of the GPU code:
+//! the TOML config, the run folder with its atomic writes, checkpoints (safetensors +
+//! JSON), the metrics log (JSON lines), run events and the terminal progress display.
+//! The search worker ties these to a supernet and a strategy.
+
+pub mod checkpoint;
+pub mod config;
+pub mod events;
+pub mod folder;
+pub mod metrics;
+pub mod progress;
+
+pub use checkpoint::{Checkpoint, CheckpointState, CheckpointStore, NamedTensor};
+pub use config::{ConfigFlags, SearchConfig};
+pub use events::{EventSink, RunEvent, StopSignal};
+pub use folder::{atomic_write, RunFolder};
+pub use metrics::{read_metrics, EpochRecord, MetricRecord, MetricsWriter, StepRecord};
+pub use progress::Progress;
