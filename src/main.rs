@@ -38,6 +38,28 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         compare_cpu: usize,
     },
+    /// Run a differentiable architecture search (with no arguments: a short search on the bundled data).
+    Search {
+        #[command(flatten)]
+        flags: wgnas::run::config::ConfigFlags,
+        /// Continue the run in this folder from its newest checkpoint.
+        #[arg(long, value_name = "RUN_DIR", conflicts_with = "init_from")]
+        resume: Option<std::path::PathBuf>,
+        /// Initialise the supernet from a safetensors file with PyTorch parameter names.
+        #[arg(long, value_name = "FILE")]
+        init_from: Option<std::path::PathBuf>,
+    },
+    /// Export a run's supernet weights and α (newest checkpoint).
+    Export {
+        /// The run folder.
+        run: std::path::PathBuf,
+        /// Output format: torch (safetensors under the reference NB201 search model's names).
+        #[arg(long, default_value = "torch")]
+        format: String,
+        /// Output file (default: RUN/supernet-torch.safetensors).
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+    },
     /// Look up a cell in the NAS-Bench-201 table: test accuracies, ranks and percentiles.
     Query {
         /// Architecture string, e.g. '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|'.
@@ -84,12 +106,55 @@ fn main() {
 fn run(command: Command, choice: &AdapterChoice) -> wgnas::Result<()> {
     match command {
         Command::Devices { json } => devices(choice, json),
+        Command::Search { flags, resume, init_from } => run_search(choice, &flags, resume, init_from),
+        Command::Export { run, format, out } => export(&run, &format, out),
         Command::Query { arch, nb201, json } => wgnas::cli::query::run(&arch, nb201.as_deref(), json),
         Command::Demo { steps, seed, compare_cpu } => run_demo(choice, steps, seed, compare_cpu),
         Command::Bench { what: BenchCommand::Kernels { json, small, reps } } => {
             bench_kernels(choice, json, small, reps)
         }
     }
+}
+
+fn run_search(
+    choice: &AdapterChoice,
+    flags: &wgnas::run::config::ConfigFlags,
+    resume: Option<std::path::PathBuf>,
+    init_from: Option<std::path::PathBuf>,
+) -> wgnas::Result<()> {
+    use wgnas::run::{progress::Progress, worker};
+    // On resume the run's own saved configuration is used; flags only name the device.
+    let mut cfg = flags.resolve()?;
+    cfg.set_device(choice.name.as_deref(), choice.backend.as_deref());
+    let table_path = cfg.run.nb201_table.clone();
+    let opts = worker::SearchOptions { resume, init_from, ..Default::default() };
+    let mut progress = Progress::stdout();
+    let out = worker::run_search(cfg, &opts, &mut progress)?;
+    println!("\nfound architecture: {}", out.arch);
+    println!("conv ops in the cell: {}", out.arch.conv_count());
+    let explicit = (!table_path.as_os_str().is_empty()).then_some(table_path.as_path());
+    match wgnas::bench201::Bench201::open(explicit) {
+        Ok(table) => match table.query(&out.arch) {
+            Some(r) => println!(
+                "NAS-Bench-201: CIFAR-10 {:.2}% (rank {} of {}), CIFAR-100 {:.2}%, ImageNet16-120 {:.2}%",
+                r.cifar10.accuracy, r.cifar10.rank, r.total, r.cifar100.accuracy, r.imagenet16_120.accuracy
+            ),
+            None => println!("NAS-Bench-201: this architecture is not in the table"),
+        },
+        Err(_) => println!("(pass --nb201 PATH or set WGNAS_NB201 to score it against NAS-Bench-201)"),
+    }
+    println!("run folder: {}", out.run_dir.display());
+    Ok(())
+}
+
+fn export(run: &std::path::Path, format: &str, out: Option<std::path::PathBuf>) -> wgnas::Result<()> {
+    if format != "torch" {
+        return Err(wgnas::Error::invalid("export", format!("unknown format '{format}': use torch")));
+    }
+    let out = out.unwrap_or_else(|| run.join("supernet-torch.safetensors"));
+    let n = wgnas::run::worker::export_torch(run, &out)?;
+    println!("wrote {n} tensors to {}", out.display());
+    Ok(())
 }
 
 fn run_demo(choice: &AdapterChoice, steps: usize, seed: u64, compare_cpu: usize) -> wgnas::Result<()> {

@@ -155,3 +155,13 @@ fn a_training_step_is_one_submission_and_frees_its_activations() {
     drop((loss, correct));
     assert_eq!(gpu.memory().live, live_before);
 }
+
+#[test]
+fn pack_concatenates_tensors_in_order() {
+    let a = up(&[1.0, 2.0], &[2]);
+    let b = up(&[3.0], &[1]);
+    let c = up(&[4.0, 5.0, 6.0, 7.0], &[2, 2]);
+    let p = Tensor::pack(gpu(), &[&a, &b, &c], "packed").unwrap();
+    assert_eq!(p.shape(), &[7]);
+    assert_eq!(down(&p), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
+}

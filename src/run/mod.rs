@@ -9,6 +9,9 @@ pub mod events;
 pub mod folder;
 pub mod metrics;
 pub mod progress;
+pub mod setup;
+pub mod state;
+pub mod worker;
 
 pub use checkpoint::{Checkpoint, CheckpointState, CheckpointStore, NamedTensor};
 pub use config::{ConfigFlags, SearchConfig};

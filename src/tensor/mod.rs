@@ -102,6 +102,19 @@ impl Tensor {
         Tensor::from_slice(gpu, &[v], &[1], name)
     }
 
+    /// Concatenates the (flattened) `parts` into one 1-D tensor with copies recorded in the
+    /// command stream; used to read several logged values back with one transfer.
+    pub fn pack(gpu: &Gpu, parts: &[&Tensor], name: &str) -> Result<Tensor> {
+        let total: usize = parts.iter().map(|t| t.numel()).sum();
+        let out = Tensor::empty(gpu, &[total], name)?;
+        let mut offset = 0u64;
+        for t in parts.iter().filter(|t| t.numel() > 0) {
+            gpu.with_encoder(|enc| enc.copy_buffer_to_buffer(t.buffer(), 0, out.buffer(), offset, t.byte_len()));
+            offset += t.byte_len();
+        }
+        Ok(out)
+    }
+
     /// Copies the values to the CPU, blocking until the GPU has produced them.
     pub fn to_vec(&self, gpu: &Gpu) -> Result<Vec<f32>> {
         PendingRead::start(gpu, self)?.wait(gpu)

@@ -1,0 +1,121 @@
+//! What a search checkpoint holds and how it is restored.
+//!
+//! Tensors: the supernet's weights, running statistics and α under their PyTorch names
+//! (so a checkpoint is also an export), and the strategy's state (optimizer moments,
+//! GDAS's lagged α) under `strategy/<name>`. Counters: the position in the run, the
+//! strategy's counters and RNG state, and the early-stopping state.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::run::checkpoint::{Checkpoint, CheckpointState, NamedTensor};
+use crate::search::{Counters, Strategy, StrategyState};
+use crate::space::nb201::Nb201Supernet;
+use crate::tensor::Tensor;
+
+/// Prefix of strategy-state tensors in a checkpoint.
+pub const STRATEGY_PREFIX: &str = "strategy/";
+
+/// Early-stopping and model-size tracking carried across epochs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tracking {
+    /// Largest model size (conv count of the derived cell) seen so far.
+    pub best_size: u64,
+    /// Epochs since the model size last grew.
+    pub epochs_without_growth: u64,
+}
+
+fn read(gpu: &Gpu, name: &str, t: &Tensor) -> Result<NamedTensor> {
+    NamedTensor::new(name, t.shape(), t.to_vec(gpu)?)
+}
+
+/// Reads every tensor of the model and the strategy back from the GPU (blocking: this is
+/// the checkpoint's own readback, outside any step).
+pub fn snapshot(gpu: &Gpu, model: &Nb201Supernet, strategy: &dyn Strategy) -> Result<Vec<NamedTensor>> {
+    let mut out = Vec::new();
+    for (name, t) in model.named_tensors() {
+        out.push(read(gpu, &name, &t)?);
+    }
+    for (name, t) in strategy.state().tensors {
+        out.push(read(gpu, &format!("{STRATEGY_PREFIX}{name}"), &t)?);
+    }
+    Ok(out)
+}
+
+/// The counters of a checkpoint taken at (`epoch`, `step`) after `global_step` steps.
+pub fn counters(
+    strategy: &dyn Strategy,
+    epoch: u64,
+    step: u64,
+    global_step: u64,
+    tracking: &Tracking,
+    config_hash: String,
+) -> CheckpointState {
+    let c = strategy.state().counters;
+    let mut counters = BTreeMap::new();
+    counters.insert("strategy.epoch".to_string(), c.epoch as u64);
+    counters.insert("strategy.step_in_epoch".to_string(), c.step_in_epoch as u64);
+    counters.insert("strategy.steps".to_string(), c.steps);
+    counters.insert("strategy.w_steps".to_string(), c.w_steps);
+    counters.insert("strategy.a_steps".to_string(), c.a_steps);
+    counters.insert("tracking.best_size".to_string(), tracking.best_size);
+    counters.insert("tracking.epochs_without_growth".to_string(), tracking.epochs_without_growth);
+    let mut rng = BTreeMap::new();
+    if let Some(r) = c.rng {
+        rng.insert("strategy".to_string(), r);
+    }
+    CheckpointState { epoch, step, global_step, rng, counters, values: BTreeMap::new(), config_hash }
+}
+
+fn counter(state: &CheckpointState, key: &str) -> Result<u64> {
+    state.counters.get(key).copied().ok_or_else(|| Error::invalid("resume", format!("checkpoint lacks counter '{key}'")))
+}
+
+/// Restores the model, the strategy and the tracking state from `ck`.
+pub fn restore(
+    gpu: &Gpu,
+    ck: &Checkpoint,
+    model: &mut Nb201Supernet,
+    strategy: &mut dyn Strategy,
+) -> Result<Tracking> {
+    let mut strategy_tensors = Vec::new();
+    for t in &ck.tensors {
+        match t.name.strip_prefix(STRATEGY_PREFIX) {
+            Some(name) => {
+                strategy_tensors.push((name.to_string(), Tensor::from_slice(gpu, &t.data, &t.shape, name)?));
+            }
+            None => model.load(gpu, &t.name, &t.data)?,
+        }
+    }
+    let s = &ck.state;
+    let counters = Counters {
+        epoch: counter(s, "strategy.epoch")? as usize,
+        step_in_epoch: counter(s, "strategy.step_in_epoch")? as usize,
+        steps: counter(s, "strategy.steps")?,
+        w_steps: counter(s, "strategy.w_steps")?,
+        a_steps: counter(s, "strategy.a_steps")?,
+        rng: s.rng.get("strategy").copied(),
+    };
+    let state = StrategyState { strategy: strategy.name().to_string(), counters, tensors: strategy_tensors };
+    strategy.load_state(gpu, &state)?;
+    Ok(Tracking {
+        best_size: counter(s, "tracking.best_size")?,
+        epochs_without_growth: counter(s, "tracking.epochs_without_growth")?,
+    })
+}
+
+/// Loads weights (and optionally α and running statistics) from a safetensors file with
+/// PyTorch names, e.g. one written by `wgnas export --format torch` or converted from the
+/// reference NAS-Bench-201 search model. Returns how many tensors were loaded.
+pub fn init_from(gpu: &Gpu, model: &mut Nb201Supernet, tensors: &[NamedTensor]) -> Result<usize> {
+    let mut n = 0;
+    for t in tensors {
+        if t.name.starts_with(STRATEGY_PREFIX) {
+            continue;
+        }
+        model.load(gpu, &t.name, &t.data)?;
+        n += 1;
+    }
+    Ok(n)
+}
