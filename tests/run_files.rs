@@ -17,6 +17,7 @@ use wgnas::run::folder::{atomic_write, cell_dot, clean_stale_temps, GenotypeFile
 use wgnas::run::metrics::{read_metrics, softmax_rows, EpochRecord, MetricRecord, MetricsWriter, StepRecord};
 use wgnas::run::progress::{Progress, ProgressStyle};
 use wgnas::run::{CheckpointState, CheckpointStore, NamedTensor};
+use wgnas::search::{BetaSchedule, StrategyConfig};
 use wgnas::space::nb201::Nb201Arch;
 
 /// A fresh, empty scratch folder for one test.
@@ -58,15 +59,29 @@ fn every_config_file_loads_validates_and_round_trips() {
         }
         let cfg = SearchConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         cfg.check_paths().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let s = cfg.strategy_config(10).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!((s.epochs as u64, s.seed, s.steps_per_epoch), (cfg.run.epochs, cfg.run.seed, 10));
         let again = parse(&cfg.to_toml_string().unwrap()).unwrap();
         assert_eq!(again, cfg, "{}", path.display());
         count += 1;
     }
     assert!(count >= 5, "expected the four NB201 examples and tiny.toml, found {count}");
-    let gdas = SearchConfig::load(Path::new("configs/nb201-gdas.toml")).unwrap();
-    assert_eq!((gdas.strategy.f64("tau_max").unwrap(), gdas.strategy.f64("tau_min").unwrap()), (10.0, 0.1));
+
+    // The NB201 examples are DESIGN §3: CIFAR-10, C = 16, N = 5, batch 64, 50 epochs (GDAS 250).
+    let reference = StrategyConfig::default();
+    for name in ["darts-1st", "darts-2nd", "milenas", "gdas"] {
+        let c = SearchConfig::load(Path::new(&format!("configs/nb201-{name}.toml"))).unwrap();
+        assert_eq!(c.strategy.name, name);
+        assert_eq!((c.space.channels, c.space.cells, c.space.in_channels, c.data.batch_size), (16, 5, 3, 64));
+        assert_eq!(c.data.dataset, "../shared/data/cifar10");
+        let s = c.strategy_config(100).unwrap();
+        let want = StrategyConfig { epochs: c.run.epochs as usize, steps_per_epoch: 100, ..reference.clone() };
+        assert_eq!(s, want, "{name}: the file spells out the reference values");
+    }
     let tiny = SearchConfig::load(Path::new("configs/tiny.toml")).unwrap();
-    assert_eq!((tiny.space.channels, tiny.space.cells, tiny.space.input_size, tiny.run.epochs), (4, 1, 8, 2));
+    assert_eq!((tiny.space.channels, tiny.space.cells, tiny.data.batch_size, tiny.run.epochs), (4, 1, 16, 1));
+    assert_eq!((tiny.data.dataset.as_str(), tiny.space.in_channels), ("bundled", 1));
+    assert!(tiny.data.limit > 0 && tiny.data.limit <= 256, "{}", tiny.data.limit);
 }
 
 #[test]
@@ -79,11 +94,15 @@ fn toml_file_round_trip_keeps_every_value() {
     cfg.data.split_file = PathBuf::from("splits/a b.json");
     cfg.strategy.set_name("gdas").unwrap();
     cfg.strategy.params.insert("tau_min".into(), toml::Value::Float(0.05));
-    cfg.strategy.beta.enabled = true;
+    cfg.strategy.params.insert("beta_lambda".into(), toml::Value::Float(2.5));
+    cfg.strategy.params.insert("beta_schedule".into(), toml::Value::String("linear".into()));
     cfg.run.seed = 1234;
+    cfg.run.early_stop_patience = 3;
     cfg.device.backend = "vulkan".into();
     let path = dir.join("c.toml");
     cfg.save(&path).unwrap();
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains("w_lr = 0.025\n") && text.contains("beta_schedule = \"linear\""), "{text}");
     assert_eq!(SearchConfig::load(&path).unwrap(), cfg);
     assert_eq!(names(&dir), ["c.toml"], "the atomic save leaves no temporary file");
 }
@@ -101,8 +120,11 @@ fn config_hash_follows_the_math_not_the_bookkeeping() {
     b.run.seed = 1;
     assert_ne!(a.config_hash(), b.config_hash());
     let mut c = a.clone();
-    c.apply_override("strategy.lr_alpha=0.001").unwrap();
+    c.apply_override("strategy.a_lr=0.001").unwrap();
     assert_ne!(a.config_hash(), c.config_hash());
+    let mut d = a.clone();
+    d.run.early_stop_patience = 2;
+    assert_ne!(a.config_hash(), d.config_hash(), "early stopping changes the result");
     assert_eq!(a.config_hash().len(), 16);
 }
 
@@ -110,22 +132,24 @@ fn config_hash_follows_the_math_not_the_bookkeeping() {
 fn overrides_set_any_key_with_its_type() {
     let mut c = SearchConfig::default();
     c.apply_overrides(&[
-        "strategy.lr_alpha=0.001",
-        "strategy.lr_w = 1",
+        "strategy.a_lr=0.001",
+        "strategy.w_lr = 1",
+        "strategy.w_nesterov=false",
+        "strategy.beta_lambda=0.5",
+        "strategy.beta_schedule=linear",
         "data.augment=false",
         "run.epochs=7",
+        "run.early_stop_patience=4",
         "space.ops=none, skip_connect,nor_conv_3x3",
         "run.out_dir=runs/my run",
         "data.dataset='../data/x'",
-        "strategy.beta.enabled=true",
         "device.backend=vulkan",
         "data.train_fraction=0.25",
     ])
     .unwrap();
-    assert_eq!(c.strategy.f64("lr_alpha").unwrap(), 0.001);
-    assert_eq!(c.strategy.params["lr_w"], toml::Value::Float(1.0));
-    assert!(!c.data.augment && c.strategy.beta.enabled);
-    assert_eq!(c.run.epochs, 7);
+    assert_eq!(c.strategy.params["w_lr"], toml::Value::Float(1.0));
+    assert!(!c.data.augment);
+    assert_eq!((c.run.epochs, c.run.early_stop_patience), (7, 4));
     assert_eq!(c.space.ops, ["none", "skip_connect", "nor_conv_3x3"]);
     assert_eq!(c.run.out_dir, PathBuf::from("runs/my run"));
     assert_eq!(c.data.dataset, "../data/x");
@@ -133,20 +157,39 @@ fn overrides_set_any_key_with_its_type() {
     c.apply_override(r#"space.ops=["avg_pool_3x3", "none"]"#).unwrap();
     assert_eq!(c.space.ops, ["avg_pool_3x3", "none"]);
     c.validate().unwrap();
+    let s = c.strategy_config(12).unwrap();
+    assert_eq!((s.a_lr, s.w_lr, s.w_nesterov, s.epochs, s.steps_per_epoch), (0.001, 1.0, false, 7, 12));
+    assert_eq!((s.beta_lambda, s.beta_schedule), (0.5, BetaSchedule::Linear));
 
     // Switching strategy keeps shared keys, adds the new ones, drops foreign ones.
     c.apply_override("strategy.name=darts-2nd").unwrap();
-    assert_eq!(c.strategy.f64("unroll_eps").unwrap(), 0.01);
+    assert_eq!(c.strategy.params["unrolled_eps"], toml::Value::Float(0.01));
     c.apply_override("strategy.name=gdas").unwrap();
-    assert_eq!(c.strategy.f64("lr_alpha").unwrap(), 0.001, "a shared key keeps its value");
-    assert!(!c.strategy.params.contains_key("unroll_eps"));
-    assert_eq!(c.strategy.f64("tau_max").unwrap(), 10.0);
+    assert_eq!(c.strategy.params["a_lr"], toml::Value::Float(0.001), "a shared key keeps its value");
+    assert!(!c.strategy.params.contains_key("unrolled_eps"));
+    assert_eq!(c.strategy_config(1).unwrap().tau_max, 10.0);
     c.apply_override("strategy.tau_max=20").unwrap();
-    assert_eq!(c.strategy.f64("tau_max").unwrap(), 20.0);
+    assert_eq!(c.strategy_config(1).unwrap().tau_max, 20.0);
 
     let kv = c.key_values();
     assert!(kv.contains(&("run.epochs".into(), "7".into())), "{kv:?}");
-    assert!(kv.iter().any(|(k, _)| k == "strategy.beta.ramp_epochs"));
+    assert!(kv.contains(&("strategy.tau_min".into(), "0.1".into())), "{kv:?}");
+    assert!(kv.iter().any(|(k, _)| k == "run.early_stop_patience"));
+}
+
+#[test]
+fn strategy_config_takes_epochs_and_seed_from_run() {
+    let c = parse("[run]\nepochs = 6\nseed = 77\n[strategy]\nname = \"milenas\"\nmilenas_lambda = 2\n").unwrap();
+    let s = c.strategy_config(40).unwrap();
+    let want = StrategyConfig { epochs: 6, seed: 77, steps_per_epoch: 40, milenas_lambda: 2.0, ..Default::default() };
+    assert_eq!(s, want);
+    let mut bad = c.clone();
+    bad.run.epochs = 0;
+    assert!(err_text(bad.strategy_config(40)).contains("epochs"));
+    // A table edited by hand is checked again.
+    let mut bad = c.clone();
+    bad.strategy.params.insert("epochs".into(), toml::Value::Integer(3));
+    assert!(err_text(bad.strategy_config(40)).contains("run.epochs"));
 }
 
 #[test]
@@ -160,9 +203,19 @@ fn bad_overrides_say_what_is_valid() {
     let e = err_text(c.apply_override("run.epochs=-2"));
     assert!(e.contains("run.epochs"), "{e}");
     let e = err_text(c.apply_override("strategy.tau_max=5"));
-    assert!(e.contains("darts-1st does not take this key") && e.contains("gdas"), "{e}");
-    let e = err_text(c.apply_override("strategy.lr_alpha=-1"));
-    assert!(e.contains("lr_alpha") && e.contains("> 0"), "{e}");
+    assert!(e.contains("darts-1st does not use this key") && e.contains("gdas"), "{e}");
+    let e = err_text(c.apply_override("strategy.a_lr=-1"));
+    assert!(e.contains("a_lr") && e.contains("≥ 0"), "{e}");
+    let e = err_text(c.apply_override("strategy.a_beta1=1.5"));
+    assert!(e.contains("a_beta1"), "{e}");
+    let e = err_text(c.apply_override("strategy.beta_schedule=cosine"));
+    assert!(e.contains("cosine") && e.contains("linear"), "{e}");
+    let e = err_text(c.apply_override("strategy.w_nesterov=3"));
+    assert!(e.contains("true or false"), "{e}");
+    let e = err_text(c.apply_override("strategy.lr_alpha=0.1"));
+    assert!(e.contains("renamed: use a_lr"), "{e}");
+    let e = err_text(c.apply_override("strategy.epochs=3"));
+    assert!(e.contains("run.epochs"), "{e}");
     let e = err_text(c.apply_override("strategy.name=darts"));
     assert!(e.contains("darts-1st, darts-2nd, milenas, gdas"), "{e}");
     let e = err_text(c.apply_override("data=3"));
@@ -184,8 +237,26 @@ fn invalid_configs_give_clear_errors() {
     assert!(e.contains("test.toml") && e.contains("darts-1st, darts-2nd, milenas, gdas"), "{e}");
     let e = err_text(parse("[data]\nbatch = 3\n"));
     assert!(e.contains("test.toml") && e.contains("batch"), "unknown keys are named: {e}");
-    let e = err_text(parse("[strategy]\nlr_alfa = 3\n"));
-    assert!(e.contains("lr_alfa") && e.contains("lr_alpha"), "{e}");
+    let e = err_text(parse("[strategy]\na_lrr = 3\n"));
+    assert!(e.contains("test.toml") && e.contains("a_lrr") && e.contains("unknown key"), "typos: {e}");
+    assert!(e.contains("a_lr,") && e.contains("w_lr"), "the valid keys are listed: {e}");
+    for (misplaced, hint) in
+        [("epochs = 3", "run.epochs"), ("seed = 1", "run.seed"), ("steps_per_epoch = 9", "data size")]
+    {
+        let e = err_text(parse(&format!("[strategy]\n{misplaced}\n")));
+        assert!(e.contains("not a [strategy] key") && e.contains(hint), "{misplaced}: {e}");
+    }
+    let e = err_text(parse("[strategy]\nname = \"gdas\"\nmilenas_lambda = 2.0\nunrolled_eps = 0.1\n"));
+    assert!(e.contains("gdas does not use this key (it is for milenas)"), "irrelevant keys: {e}");
+    assert!(e.contains("strategy.unrolled_eps") && e.contains("darts-2nd"), "every problem at once: {e}");
+    let e = err_text(parse("[strategy]\nearly_stop_patience = 2\nalpha_init_std = 0.1\n"));
+    assert!(e.contains("run.early_stop_patience") && e.contains("alpha_init_std") && e.contains("dropped"), "{e}");
+    let e = err_text(parse("[strategy.beta]\nenabled = true\n"));
+    assert!(e.contains("beta_lambda"), "the old β table points at its replacement: {e}");
+    let e = err_text(parse("[strategy]\nw_lr = \"fast\"\n"));
+    assert!(e.contains("strategy.w_lr") && e.contains("expected a number"), "{e}");
+    let e = err_text(parse("[strategy]\nw_lr_min = 0.5\n").and_then(|c| c.validate()));
+    assert!(e.contains("w_lr_min = 0.5 is above strategy.w_lr = 0.025"), "{e}");
     let e = err_text(parse("[space]\nops = [\"none\", \"conv_5x5\", \"none\"]\n").and_then(|c| c.validate()));
     assert!(e.contains("unknown op 'conv_5x5'") && e.contains("'none' is listed twice"), "{e}");
     let e = err_text(parse("[data]\ntrain_fraction = 1.0\n").and_then(|c| c.validate()));
@@ -209,7 +280,7 @@ fn invalid_configs_give_clear_errors() {
 fn flags_apply_after_the_file_and_set_last() {
     let dir = scratch("flags");
     let path = dir.join("c.toml");
-    fs::write(&path, "[run]\nepochs = 9\nseed = 4\n[strategy]\nname = \"milenas\"\nlambda = 2.0\n").unwrap();
+    fs::write(&path, "[run]\nepochs = 9\nseed = 4\n[strategy]\nname = \"milenas\"\nmilenas_lambda = 2.0\n").unwrap();
     let flags = ConfigFlags {
         config: Some(path),
         epochs: Some(3),
@@ -221,8 +292,9 @@ fn flags_apply_after_the_file_and_set_last() {
     let c = flags.resolve().unwrap();
     assert_eq!((c.run.epochs, c.run.seed, c.data.batch_size), (5, 4, 8));
     assert_eq!(c.strategy.name, "gdas");
-    assert!(!c.strategy.params.contains_key("lambda"));
-    assert_eq!(c.strategy.f64("tau_min").unwrap(), 0.2);
+    assert!(!c.strategy.params.contains_key("milenas_lambda"));
+    let s = c.strategy_config(3).unwrap();
+    assert_eq!((s.tau_min, s.epochs, s.seed), (0.2, 5, 4));
     let bad = ConfigFlags { batch_size: Some(0), ..ConfigFlags::default() };
     assert!(err_text(bad.resolve()).contains("data.batch_size = 0"));
 }

@@ -1,16 +1,22 @@
 //! The search configuration: one TOML file with the sections `[space]`, `[data]`,
-//! `[strategy]`, `[run]` and `[device]`. Defaults are the NAS-Bench-201 reference
-//! settings of DESIGN.md §3, so an empty file is a valid DARTS-1st search.
+//! `[strategy]`, `[run]` and `[device]`. The defaults ([`SearchConfig::default`], what
+//! `wgnas search` runs with no arguments) are a SHORT DARTS-1st search on the bundled
+//! Fashion-MNIST subset (C = 8, N = 1, batch 32, 2 epochs) that finishes in minutes even
+//! on a software GPU; the NAS-Bench-201 reference settings of DESIGN.md §3 are in
+//! `configs/nb201-*.toml`.
 //!
 //! Every key is always present in the serialized form (TOML has no null: "unset"
 //! strings and paths are `""`), so every key can be shown, saved in the run folder and
 //! overridden with `--set key.path=value` ([`SearchConfig::apply_override`]).
 //!
-//! The `[strategy]` section is open: besides `name` and the `[strategy.beta]` table it
-//! holds a flat map of hyper-parameters ([`StrategyConfig::params`]) that the strategy
-//! builder reads with [`StrategyConfig::f64`], [`StrategyConfig::u64`] and
-//! [`StrategyConfig::bool`]. The keys each strategy accepts, with their defaults, are
-//! listed in one table ([`PARAMS`]); unknown keys are errors, so a typo is caught.
+//! `[strategy]` holds `name` plus any fields of [`search::StrategyConfig`] under the same
+//! names (`w_lr`, `a_lr`, `tau_max`, `beta_lambda`, ...): that struct is the single source of
+//! truth for the keys, their types and defaults ([`strategy_params`]). Its `epochs` and
+//! `seed` come from `[run]` and its `steps_per_epoch` from the data size
+//! ([`SearchConfig::strategy_config`]), so they are errors under `[strategy]`. Unknown keys
+//! are errors (a typo is caught), and so are keys the chosen strategy does not use
+//! (`unrolled_eps` is darts-2nd's, `milenas_lambda` MiLeNAS's, `tau_max`/`tau_min` GDAS's):
+//! silently ignoring a setting would make a run differ from what its file says.
 //!
 //! Relative paths (dataset, split file, NB201 table, run folders) are relative to the
 //! working directory, not to the config file.
@@ -19,13 +25,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::search;
 use crate::space::nb201::Nb201Op;
 use crate::{Error, Result};
 
 /// Search spaces a config may name.
 pub const SPACES: &[&str] = &["nb201"];
-/// Strategies a config may name.
-pub const STRATEGIES: &[&str] = &["darts-1st", "darts-2nd", "milenas", "gdas"];
 /// The dataset name that means the small sample set shipped with wgnas.
 pub const BUNDLED: &str = "bundled";
 
@@ -41,7 +46,7 @@ pub struct SearchConfig {
     /// The images and how they are split and batched.
     pub data: DataConfig,
     /// The search strategy and its hyper-parameters.
-    pub strategy: StrategyConfig,
+    pub strategy: StrategySection,
     /// Length, seed, output folder, checkpoints and logging.
     pub run: RunConfig,
     /// Which GPU to use.
@@ -92,35 +97,17 @@ pub struct DataConfig {
     pub limit: usize,
 }
 
-/// `[strategy]`: the strategy's name, its hyper-parameters and the β-DARTS regularizer.
+/// `[strategy]`: the strategy's name and its hyper-parameters, which are fields of
+/// [`search::StrategyConfig`] under the same names. Resolved sections hold every key the
+/// strategy uses ([`params_for`]), so the saved form lists them all.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct StrategyConfig {
-    /// Strategy name (one of [`STRATEGIES`]).
+pub struct StrategySection {
+    /// Strategy name (one of [`search::strategy_names`]).
     pub name: String,
-    /// Hyper-parameters, flat under `[strategy]` (see [`PARAMS`]); resolved configs hold every
-    /// key the strategy accepts.
+    /// Hyper-parameters, flat under `[strategy]`.
     #[serde(flatten)]
     pub params: toml::Table,
-    /// The β-DARTS regularizer, usable with any strategy.
-    pub beta: BetaConfig,
-}
-
-/// `[strategy.beta]`: β-DARTS's Beta-Decay regularizer on α,
-/// `L_α += λ(epoch) · mean_edges logsumexp(α_edge)`, with
-/// `λ(e) = weight_start + (weight_end − weight_start) · min(e / ramp_epochs, 1)`
-/// (the reference code uses `λ = 50 · e / 100`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BetaConfig {
-    /// Whether the regularizer is added.
-    pub enabled: bool,
-    /// λ at epoch 0.
-    pub weight_start: f64,
-    /// λ at epoch `ramp_epochs` and later.
-    pub weight_end: f64,
-    /// Epochs of the linear ramp.
-    pub ramp_epochs: u64,
 }
 
 /// `[run]`: length, seed, where the run is written, checkpoints and logging.
@@ -145,6 +132,10 @@ pub struct RunConfig {
     pub nb201_table: PathBuf,
     /// Log a step record every this many steps.
     pub log_every: u64,
+    /// Stop early after this many epochs in which the derived architecture's conv count
+    /// (its model size) did not grow beyond its best so far; 0 = never. Applies to every
+    /// strategy (MiLeNAS proposed it against the collapse to parameter-free ops).
+    pub early_stop_patience: u64,
 }
 
 /// `[device]`: which adapter the run uses.
@@ -158,14 +149,15 @@ pub struct DeviceConfig {
 }
 
 impl Default for SpaceConfig {
+    /// Sized for the bundled Fashion-MNIST subset (28×28 grayscale, 10 classes), C = 8, N = 1.
     fn default() -> Self {
         SpaceConfig {
             name: "nb201".into(),
-            channels: 16,
-            cells: 5,
+            channels: 8,
+            cells: 1,
             ops: Nb201Op::ALL.iter().map(|op| op.name().to_string()).collect(),
-            input_size: 32,
-            in_channels: 3,
+            input_size: 28,
+            in_channels: 1,
             classes: 10,
         }
     }
@@ -178,7 +170,7 @@ impl Default for DataConfig {
             train_fraction: 0.5,
             split_seed: 0,
             split_file: PathBuf::new(),
-            batch_size: 64,
+            batch_size: 32,
             augment: true,
             workers: 2,
             prefetch: 4,
@@ -187,22 +179,16 @@ impl Default for DataConfig {
     }
 }
 
-impl Default for StrategyConfig {
+impl Default for StrategySection {
     fn default() -> Self {
-        StrategyConfig::named("darts-1st")
-    }
-}
-
-impl Default for BetaConfig {
-    fn default() -> Self {
-        BetaConfig { enabled: false, weight_start: 0.0, weight_end: 50.0, ramp_epochs: 100 }
+        StrategySection::named("darts-1st")
     }
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
-            epochs: 50,
+            epochs: 2,
             seed: 0,
             out_dir: PathBuf::new(),
             runs_root: PathBuf::from("runs"),
@@ -211,252 +197,185 @@ impl Default for RunConfig {
             keep_checkpoints: 3,
             nb201_table: PathBuf::new(),
             log_every: 20,
+            early_stop_patience: 0,
         }
     }
 }
 
 // ---- strategy hyper-parameters ----------------------------------------------------
 
-/// The type and default of a hyper-parameter.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ParamDefault {
-    /// A real number (integers in the file are accepted and stored as floats).
-    Float(f64),
-    /// A non-negative integer.
-    Int(u64),
-    /// A flag.
-    Bool(bool),
-}
-
-/// The values a real-valued hyper-parameter may take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParamRange {
-    /// `x > 0`.
-    Positive,
-    /// `x ≥ 0`.
-    NonNegative,
-    /// `0 ≤ x < 1` (momentum, Adam betas).
-    Unit,
-}
-
-/// One strategy hyper-parameter: its key under `[strategy]`, default, range and users.
-#[derive(Debug, Clone, Copy)]
-pub struct ParamSpec {
-    /// Key under `[strategy]`.
-    pub key: &'static str,
-    /// Type and default value.
-    pub default: ParamDefault,
-    /// Allowed values (reals only).
-    pub range: ParamRange,
-    /// Strategies that accept it (empty = all).
-    pub strategies: &'static [&'static str],
-    /// What it does.
-    pub doc: &'static str,
-}
-
-const fn p(
-    key: &'static str,
-    default: ParamDefault,
-    range: ParamRange,
-    strategies: &'static [&'static str],
-    doc: &'static str,
-) -> ParamSpec {
-    ParamSpec { key, default, range, strategies, doc }
-}
-
-use ParamDefault::{Bool, Float, Int};
-use ParamRange::{NonNegative, Positive, Unit};
-
-/// Every strategy hyper-parameter, with the DESIGN.md §3 reference values as defaults.
-pub const PARAMS: &[ParamSpec] = &[
-    p("lr_w", Float(0.025), Positive, &[], "weights: SGD learning rate at epoch 0 (cosine-annealed)"),
-    p("lr_w_min", Float(0.001), NonNegative, &[], "weights: learning rate at the end of the cosine schedule"),
-    p("momentum", Float(0.9), Unit, &[], "weights: SGD momentum"),
-    p("nesterov", Bool(true), NonNegative, &[], "weights: Nesterov momentum"),
-    p("weight_decay", Float(5e-4), NonNegative, &[], "weights: L2 weight decay"),
-    p("grad_clip", Float(5.0), NonNegative, &[], "weights: clip the gradient's global L2 norm to this (0 = off)"),
-    p("lr_alpha", Float(3e-4), Positive, &[], "α: Adam learning rate"),
-    p("alpha_beta1", Float(0.5), Unit, &[], "α: Adam β1"),
-    p("alpha_beta2", Float(0.999), Unit, &[], "α: Adam β2"),
-    p("alpha_weight_decay", Float(1e-3), NonNegative, &[], "α: Adam L2 weight decay"),
-    p("alpha_init_std", Float(1e-3), NonNegative, &[], "α: initialised as alpha_init_std · N(0, 1)"),
-    p(
-        "unroll_eps",
-        Float(0.01),
-        Positive,
-        &["darts-2nd"],
-        "finite-difference Hessian-vector product step: ε = unroll_eps / ‖∇w' L_val‖",
-    ),
-    p("lambda", Float(1.0), NonNegative, &["milenas"], "α ← α − η_α (∇α L_train + λ ∇α L_val)"),
-    p(
-        "early_stop_patience",
-        Int(0),
-        NonNegative,
-        &["milenas"],
-        "stop after this many epochs without a larger model size (conv count); 0 = never",
-    ),
-    p("tau_max", Float(10.0), Positive, &["gdas"], "Gumbel-softmax temperature at epoch 0"),
-    p("tau_min", Float(0.1), Positive, &["gdas"], "temperature at the last epoch (linear anneal)"),
+/// Fields of [`search::StrategyConfig`] that are not set under `[strategy]`, with where
+/// they come from instead.
+pub const FROM_ELSEWHERE: &[(&str, &str)] = &[
+    ("epochs", "set run.epochs instead"),
+    ("steps_per_epoch", "it follows from the data size and data.batch_size"),
+    ("seed", "set run.seed instead"),
 ];
 
-impl ParamSpec {
-    /// Whether strategy `name` accepts this key.
-    pub fn applies_to(&self, name: &str) -> bool {
-        self.strategies.is_empty() || self.strategies.contains(&name)
-    }
+/// Keys only some strategies use; every other key is used by all of them.
+const ONLY_FOR: &[(&str, &[&str])] = &[
+    ("unrolled_eps", &["darts-2nd"]),
+    ("milenas_lambda", &["milenas"]),
+    ("tau_max", &["gdas"]),
+    ("tau_min", &["gdas"]),
+];
 
-    /// The default as a TOML value.
-    pub fn default_value(&self) -> toml::Value {
-        match self.default {
-            Float(v) => toml::Value::Float(v),
-            Int(v) => toml::Value::Integer(v as i64),
-            Bool(v) => toml::Value::Boolean(v),
+/// Keys of older config files and what replaced them, for a helpful error.
+const RENAMED: &[(&str, &str)] = &[
+    ("lr_w", "w_lr"),
+    ("lr_w_min", "w_lr_min"),
+    ("momentum", "w_momentum"),
+    ("nesterov", "w_nesterov"),
+    ("weight_decay", "w_weight_decay"),
+    ("grad_clip", "w_grad_clip"),
+    ("lr_alpha", "a_lr"),
+    ("alpha_beta1", "a_beta1"),
+    ("alpha_beta2", "a_beta2"),
+    ("alpha_weight_decay", "a_weight_decay"),
+    ("unroll_eps", "unrolled_eps"),
+    ("lambda", "milenas_lambda"),
+    ("beta", "beta_lambda (0 = off) and beta_schedule (constant or linear)"),
+    ("early_stop_patience", "run.early_stop_patience"),
+];
+
+/// Every `[strategy]` hyper-parameter with its default: [`search::StrategyConfig::default`]
+/// as a TOML table, without the fields listed in [`FROM_ELSEWHERE`] (for listings and forms).
+pub fn strategy_params() -> toml::Table {
+    let mut table = toml::Table::try_from(search::StrategyConfig::default()).unwrap_or_default();
+    table.retain(|k, _| !FROM_ELSEWHERE.iter().any(|(f, _)| *f == k));
+    table.into_iter().map(|(k, v)| (k, tidy_float(v))).collect()
+}
+
+/// The hyper-parameters strategy `name` uses, with their defaults.
+pub fn params_for(name: &str) -> toml::Table {
+    let mut table = strategy_params();
+    table.retain(|k, _| key_applies(k, name));
+    table
+}
+
+/// Whether strategy `name` uses the (known) key `key`.
+fn key_applies(key: &str, name: &str) -> bool {
+    ONLY_FOR.iter().find(|(k, _)| *k == key).is_none_or(|(_, users)| users.contains(&name))
+}
+
+/// The f32 fields serialise as f64 (0.025f32 → 0.02500000037252903); this writes them as
+/// the shortest decimal of the f32 instead, so listings and saved files read like the source.
+fn tidy_float(v: toml::Value) -> toml::Value {
+    match v {
+        toml::Value::Float(x) if (x as f32) as f64 == x => {
+            toml::Value::Float((x as f32).to_string().parse().unwrap_or(x))
         }
+        other => other,
     }
 }
 
-/// The hyper-parameters strategy `name` accepts.
-pub fn params_of(name: &str) -> impl Iterator<Item = &'static ParamSpec> + '_ {
-    PARAMS.iter().filter(move |s| s.applies_to(name))
-}
-
-impl StrategyConfig {
+impl StrategySection {
     /// Strategy `name` with all its default hyper-parameters (no check that the name is known).
     pub fn named(name: &str) -> Self {
-        let params = params_of(name).map(|s| (s.key.to_string(), s.default_value())).collect();
-        StrategyConfig { name: name.into(), params, beta: BetaConfig::default() }
+        StrategySection { name: name.into(), params: params_for(name) }
     }
 
-    /// Checks the name and every given key (known for this strategy, right type, in range),
-    /// converts integer values of real keys to floats, and fills in missing defaults.
+    /// Checks the name and every given key (known, used by this strategy, right type),
+    /// converts integer values of real keys to floats, fills in missing defaults and
+    /// validates the values with [`search::StrategyConfig::validate`].
     pub fn resolve(&mut self) -> Result<()> {
-        if !STRATEGIES.contains(&self.name.as_str()) {
-            return Err(unknown_name("strategy.name", &self.name, STRATEGIES));
+        let names = search::strategy_names();
+        if !names.contains(&self.name.as_str()) {
+            return Err(unknown_name("strategy.name", &self.name, &names));
         }
+        let defaults = params_for(&self.name);
         let mut problems = Vec::new();
-        let name = self.name.as_str();
         for (key, value) in self.params.iter_mut() {
-            match params_of(name).find(|s| s.key == key) {
-                Some(spec) => {
-                    if let Err(msg) = coerce(spec, value) {
+            match defaults.get(key) {
+                Some(default) => {
+                    if let Err(msg) = coerce(default, value) {
                         problems.push(format!("strategy.{key} = {value}: {msg}"));
                     }
                 }
-                None => problems.push(unknown_key(name, key)),
+                None => problems.push(key_problem(&self.name, key)),
             }
         }
         if !problems.is_empty() {
             return Err(Error::invalid(WHAT, problems.join("\n  ")));
         }
-        for spec in params_of(&self.name) {
-            self.params.entry(spec.key).or_insert_with(|| spec.default_value());
+        for (key, default) in defaults {
+            self.params.entry(key).or_insert(default);
         }
-        Ok(())
+        self.to_search(1, 0, 0).map(|_| ())
     }
 
-    /// Switches to strategy `name`: keys the new strategy also takes keep their values, the
+    /// Switches to strategy `name`: keys the new strategy also uses keep their values, the
     /// others are dropped, and its own keys get their defaults.
     pub fn set_name(&mut self, name: &str) -> Result<()> {
-        if !STRATEGIES.contains(&name) {
-            return Err(unknown_name("strategy.name", name, STRATEGIES));
+        let names = search::strategy_names();
+        if !names.contains(&name) {
+            return Err(unknown_name("strategy.name", name, &names));
         }
-        self.params.retain(|k, _| params_of(name).any(|s| s.key == k));
+        self.params.retain(|k, _| key_applies(k, name));
         self.name = name.into();
         self.resolve()
     }
 
-    /// Real hyper-parameter `key` (the default if the table lacks it).
-    pub fn f64(&self, key: &str) -> Result<f64> {
-        match self.lookup(key)? {
-            toml::Value::Float(v) => Ok(v),
-            toml::Value::Integer(v) => Ok(v as f64),
-            other => Err(self.wrong_type(key, "a number", &other)),
+    /// The hyper-parameters as the strategies' config, with the given schedule length,
+    /// epoch length and seed; validated.
+    pub fn to_search(&self, epochs: usize, steps_per_epoch: usize, seed: u64) -> Result<search::StrategyConfig> {
+        if let Some((key, _)) = FROM_ELSEWHERE.iter().find(|(k, _)| self.params.contains_key(*k)) {
+            return Err(Error::invalid(WHAT, key_problem(&self.name, key)));
         }
-    }
-
-    /// Integer hyper-parameter `key` (the default if the table lacks it).
-    pub fn u64(&self, key: &str) -> Result<u64> {
-        match self.lookup(key)? {
-            toml::Value::Integer(v) if v >= 0 => Ok(v as u64),
-            other => Err(self.wrong_type(key, "a non-negative integer", &other)),
-        }
-    }
-
-    /// Flag hyper-parameter `key` (the default if the table lacks it).
-    pub fn bool(&self, key: &str) -> Result<bool> {
-        match self.lookup(key)? {
-            toml::Value::Boolean(v) => Ok(v),
-            other => Err(self.wrong_type(key, "true or false", &other)),
-        }
-    }
-
-    fn lookup(&self, key: &str) -> Result<toml::Value> {
-        if let Some(v) = self.params.get(key) {
-            return Ok(v.clone());
-        }
-        match params_of(&self.name).find(|s| s.key == key) {
-            Some(spec) => Ok(spec.default_value()),
-            None => Err(Error::invalid(WHAT, unknown_key(&self.name, key))),
-        }
-    }
-
-    fn wrong_type(&self, key: &str, want: &str, got: &toml::Value) -> Error {
-        Error::invalid(WHAT, format!("strategy.{key} = {got}: expected {want}"))
+        let mut table = self.params.clone();
+        table.insert("epochs".into(), toml::Value::Integer(epochs as i64));
+        table.insert("steps_per_epoch".into(), toml::Value::Integer(steps_per_epoch as i64));
+        table.insert("seed".into(), toml::Value::Integer(seed as i64));
+        let cfg: search::StrategyConfig = table
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::invalid(WHAT, format!("[strategy]: {}", e.message())))?;
+        cfg.validate().map_err(|e| {
+            let msg = e.to_string();
+            let msg = msg.strip_prefix("strategy config: ").unwrap_or(&msg).to_string();
+            Error::invalid(WHAT, format!("[strategy]: {msg}"))
+        })?;
+        Ok(cfg)
     }
 }
 
-/// The message for a key that strategy `name` does not take.
-fn unknown_key(name: &str, key: &str) -> String {
-    let valid: Vec<&str> = params_of(name).map(|s| s.key).collect();
-    let users: Vec<&str> = PARAMS.iter().filter(|s| s.key == key).flat_map(|s| s.strategies.iter().copied()).collect();
-    let hint = if users.is_empty() { String::new() } else { format!(" (it is for {})", users.join(", ")) };
-    format!("strategy.{key}: {name} does not take this key{hint}; its keys are {}", valid.join(", "))
-}
-
-/// Checks `value` against `spec`, turning an integer into a float where a real is expected.
-fn coerce(spec: &ParamSpec, value: &mut toml::Value) -> std::result::Result<(), String> {
-    match (spec.default, &*value) {
-        (Float(_), toml::Value::Integer(i)) => {
-            *value = toml::Value::Float(*i as f64);
-            coerce(spec, value)
-        }
-        (Float(_), toml::Value::Float(x)) => check_range(*x, spec.range),
-        (Float(_), _) => Err("expected a number".into()),
-        (Int(_), toml::Value::Integer(i)) if *i >= 0 => Ok(()),
-        (Int(_), _) => Err("expected a non-negative integer".into()),
-        (Bool(_), toml::Value::Boolean(_)) => Ok(()),
-        (Bool(_), _) => Err("expected true or false".into()),
+/// Why `key` is not allowed under `[strategy]` for strategy `name`.
+fn key_problem(name: &str, key: &str) -> String {
+    if let Some((_, why)) = FROM_ELSEWHERE.iter().find(|(k, _)| *k == key) {
+        return format!("strategy.{key} is not a [strategy] key: {why}");
     }
+    if let Some((_, users)) = ONLY_FOR.iter().find(|(k, _)| *k == key) {
+        return format!(
+            "strategy.{key}: {name} does not use this key (it is for {}); remove it or change strategy.name",
+            users.join(", ")
+        );
+    }
+    let valid: Vec<String> = params_for(name).keys().cloned().collect();
+    let hint = match RENAMED.iter().find(|(k, _)| *k == key) {
+        Some((_, new)) => format!(" (renamed: use {new})"),
+        None if key == "alpha_init_std" => " (dropped: α starts as 1e-3·N(0, 1), DESIGN.md)".into(),
+        None => String::new(),
+    };
+    format!("strategy.{key}: unknown key{hint}; {name} takes name, {}", valid.join(", "))
 }
 
-fn check_range(x: f64, range: ParamRange) -> std::result::Result<(), String> {
-    let ok = x.is_finite()
-        && match range {
-            Positive => x > 0.0,
-            NonNegative => x >= 0.0,
-            Unit => (0.0..1.0).contains(&x),
-        };
-    match (ok, range) {
-        (true, _) => Ok(()),
-        (false, Positive) => Err("must be a finite number > 0".into()),
-        (false, NonNegative) => Err("must be a finite number ≥ 0".into()),
-        (false, Unit) => Err("must be in [0, 1)".into()),
+/// Checks that `value` has the type of `default`, turning an integer into a float where a
+/// real is expected (ranges are [`search::StrategyConfig::validate`]'s job).
+fn coerce(default: &toml::Value, value: &mut toml::Value) -> std::result::Result<(), String> {
+    use toml::Value as V;
+    match (default, &*value) {
+        (V::Float(_), V::Integer(i)) => {
+            *value = V::Float(*i as f64);
+            Ok(())
+        }
+        (V::Float(_), V::Float(_)) | (V::Boolean(_), V::Boolean(_)) | (V::String(_), V::String(_)) => Ok(()),
+        (V::Integer(_), V::Integer(i)) if *i >= 0 => Ok(()),
+        (V::Integer(_), _) => Err("expected a non-negative integer".into()),
+        (default, _) => Err(format!("expected {}", type_name(default))),
     }
 }
 
 fn unknown_name(key: &str, got: &str, valid: &[&str]) -> Error {
     Error::invalid(WHAT, format!("{key} = '{got}' is not known; valid names are {}", valid.join(", ")))
-}
-
-impl BetaConfig {
-    /// The regularizer weight λ at `epoch` (0 when disabled).
-    pub fn weight_at(&self, epoch: u64) -> f64 {
-        if !self.enabled {
-            return 0.0;
-        }
-        let t = (epoch as f64 / self.ramp_epochs.max(1) as f64).min(1.0);
-        self.weight_start + (self.weight_end - self.weight_start) * t
-    }
 }
 
 // ---- loading, saving, validation -----------------------------------------------
@@ -471,8 +390,8 @@ impl SearchConfig {
         Ok(cfg)
     }
 
-    /// Parses TOML `text` and resolves the strategy's hyper-parameters; `source` names the
-    /// text in errors. Does not validate values.
+    /// Parses TOML `text` and resolves (and checks) the strategy's hyper-parameters;
+    /// `source` names the text in errors. Does not validate the other sections' values.
     pub fn from_toml_str(text: &str, source: &Path) -> Result<Self> {
         let mut cfg: SearchConfig =
             toml::from_str(text).map_err(|e| Error::Format { path: source.to_path_buf(), message: e.to_string() })?;
@@ -512,28 +431,27 @@ impl SearchConfig {
             problems.push(strip_what(&e));
             return;
         }
-        let pair = |lo: &str, hi: &str, problems: &mut Vec<String>| {
-            if let (Ok(a), Ok(b)) = (s.f64(lo), s.f64(hi)) {
-                if a > b {
-                    problems.push(format!("strategy.{lo} = {a} is above strategy.{hi} = {b}"));
-                }
-            }
+        // `run.epochs = 0` is reported by [run]; the schedule check needs at least 1.
+        let c = match s.to_search(self.run.epochs.max(1) as usize, 0, self.run.seed) {
+            Ok(c) => c,
+            Err(e) => return problems.push(strip_what(&e)),
         };
-        if s.params.contains_key("lr_w_min") {
-            pair("lr_w_min", "lr_w", problems);
+        if c.w_lr_min > c.w_lr {
+            problems.push(format!("strategy.w_lr_min = {} is above strategy.w_lr = {}", c.w_lr_min, c.w_lr));
         }
-        if s.params.contains_key("tau_min") {
-            pair("tau_min", "tau_max", problems);
+        if s.params.contains_key("tau_min") && c.tau_min > c.tau_max {
+            problems.push(format!("strategy.tau_min = {} is above strategy.tau_max = {}", c.tau_min, c.tau_max));
         }
-        let b = &self.strategy.beta;
-        for (key, v) in [("weight_start", b.weight_start), ("weight_end", b.weight_end)] {
-            if !(v.is_finite() && v >= 0.0) {
-                problems.push(format!("strategy.beta.{key} = {v}: must be a finite number ≥ 0"));
-            }
-        }
-        if b.ramp_epochs == 0 {
-            problems.push("strategy.beta.ramp_epochs = 0: must be at least 1".into());
-        }
+    }
+
+    /// The strategies' config: `[strategy]`'s hyper-parameters, `epochs` and `seed` from
+    /// `[run]`, and `steps_per_epoch` (from the data size) as given. Validated.
+    pub fn strategy_config(&self, steps_per_epoch: usize) -> Result<search::StrategyConfig> {
+        let mut s = self.strategy.clone();
+        s.resolve()?;
+        let epochs = usize::try_from(self.run.epochs)
+            .map_err(|_| Error::invalid(WHAT, format!("run.epochs = {} is too large", self.run.epochs)))?;
+        s.to_search(epochs, steps_per_epoch, self.run.seed)
     }
 
     /// Checks that the files the config names exist: the dataset (unless bundled), the split
@@ -559,13 +477,18 @@ impl SearchConfig {
     }
 
     /// A 16-hex-digit FNV-1a hash of the settings that change the search's result: space,
-    /// data (but not loader threads), strategy, epochs and seed. Output, logging,
+    /// data (but not loader threads), strategy, epochs, seed and early stopping. Output, logging,
     /// checkpoint and device settings are left out, so a run may resume elsewhere.
     pub fn config_hash(&self) -> String {
         let mut c = self.clone();
         c.data.workers = 0;
         c.data.prefetch = 0;
-        c.run = RunConfig { epochs: self.run.epochs, seed: self.run.seed, ..RunConfig::default() };
+        c.run = RunConfig {
+            epochs: self.run.epochs,
+            seed: self.run.seed,
+            early_stop_patience: self.run.early_stop_patience,
+            ..RunConfig::default()
+        };
         c.device = DeviceConfig::default();
         let text = toml::to_string(&c).unwrap_or_default();
         format!("{:016x}", fnv1a64(text.as_bytes()))
@@ -664,7 +587,7 @@ impl DeviceConfig {
 // ---- overrides ---------------------------------------------------------------------
 
 impl SearchConfig {
-    /// Applies one `key.path=value` override, e.g. `strategy.lr_alpha=0.001`,
+    /// Applies one `key.path=value` override, e.g. `strategy.a_lr=0.001`,
     /// `data.augment=false`, `space.ops=none,skip_connect` or `run.out_dir=runs/a`.
     /// The value is read as TOML where that fits the key's type; strings may be bare.
     /// Unknown keys and wrong types are errors that list what is valid.
@@ -676,9 +599,9 @@ impl SearchConfig {
         if key == "strategy.name" {
             return self.strategy.set_name(unquote(raw));
         }
-        if let Some(param) = key.strip_prefix("strategy.").filter(|k| !k.contains('.') && *k != "beta") {
+        if let Some(param) = key.strip_prefix("strategy.") {
             if !self.strategy.params.contains_key(param) {
-                return Err(Error::invalid(WHAT, unknown_key(&self.strategy.name, param)));
+                return Err(Error::invalid(WHAT, key_problem(&self.strategy.name, param)));
             }
         }
         let mut root = toml::Table::try_from(&*self).map_err(|e| Error::invalid(WHAT, e.to_string()))?;
@@ -723,7 +646,7 @@ impl SearchConfig {
         self.run.seed = seed;
     }
 
-    /// Sets `strategy.name` (see [`StrategyConfig::set_name`]).
+    /// Sets `strategy.name` (see [`StrategySection::set_name`]).
     pub fn set_strategy(&mut self, name: &str) -> Result<()> {
         self.strategy.set_name(name)
     }
@@ -869,7 +792,7 @@ pub struct ConfigFlags {
     /// NAS-Bench-201 table for per-epoch ground truth.
     #[arg(long, value_name = "PATH")]
     pub nb201: Option<PathBuf>,
-    /// Any config key, e.g. --set strategy.lr_alpha=0.001 (repeatable).
+    /// Any config key, e.g. --set strategy.a_lr=0.001 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
 }
@@ -921,35 +844,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_the_reference_settings_and_valid() {
+    fn defaults_are_a_short_bundled_search_and_valid() {
         let c = SearchConfig::default();
         c.validate().unwrap();
-        assert_eq!((c.space.channels, c.space.cells, c.data.batch_size, c.run.epochs), (16, 5, 64, 50));
+        assert_eq!(c.data.dataset, BUNDLED);
+        assert_eq!((c.space.in_channels, c.space.input_size, c.space.classes), (1, 28, 10));
+        assert_eq!((c.space.channels, c.space.cells, c.data.batch_size, c.run.epochs), (8, 1, 32, 2));
+        assert_eq!((c.strategy.name.as_str(), c.data.limit, c.run.early_stop_patience), ("darts-1st", 0, 0));
         assert_eq!(c.space.ops, ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]);
-        let s = &c.strategy;
-        assert_eq!((s.f64("lr_w").unwrap(), s.f64("lr_w_min").unwrap()), (0.025, 0.001));
-        assert_eq!((s.f64("momentum").unwrap(), s.bool("nesterov").unwrap()), (0.9, true));
-        assert_eq!((s.f64("weight_decay").unwrap(), s.f64("grad_clip").unwrap()), (5e-4, 5.0));
-        assert_eq!((s.f64("lr_alpha").unwrap(), s.f64("alpha_weight_decay").unwrap()), (3e-4, 1e-3));
-        assert_eq!((s.f64("alpha_beta1").unwrap(), s.f64("alpha_beta2").unwrap()), (0.5, 0.999));
-        assert!(s.f64("tau_max").is_err(), "darts-1st has no temperature");
+        let s = c.strategy_config(31).unwrap();
+        let d = search::StrategyConfig::default();
+        assert_eq!((s.epochs, s.steps_per_epoch, s.seed), (2, 31, 0));
+        assert_eq!(s, search::StrategyConfig { epochs: 2, steps_per_epoch: 31, ..d });
+        assert!(!c.strategy.params.contains_key("tau_max"), "darts-1st has no temperature");
+    }
+
+    #[test]
+    fn params_listing_is_the_search_config_without_run_fields() {
+        let all = strategy_params();
+        assert_eq!(all["w_lr"], toml::Value::Float(0.025), "f32 defaults are written tidily");
+        assert_eq!(all["a_eps"], toml::Value::Float(1e-8));
+        assert_eq!(all["beta_schedule"], toml::Value::String("constant".into()));
+        for (k, _) in FROM_ELSEWHERE {
+            assert!(!all.contains_key(*k), "{k}");
+        }
+        assert!(params_for("gdas").contains_key("tau_min") && !params_for("gdas").contains_key("unrolled_eps"));
+        assert!(params_for("darts-2nd").contains_key("unrolled_eps"));
+        assert!(params_for("milenas").contains_key("milenas_lambda"));
+        assert_eq!(params_for("darts-1st").len(), all.len() - 4);
     }
 
     #[test]
     fn integers_are_accepted_for_reals() {
-        let c = SearchConfig::from_toml_str("[strategy]\ngrad_clip = 3\n", Path::new("t.toml")).unwrap();
-        assert_eq!(c.strategy.params["grad_clip"], toml::Value::Float(3.0));
-    }
-
-    #[test]
-    fn beta_weight_ramps_linearly_then_holds() {
-        let mut b = BetaConfig { enabled: true, ..BetaConfig::default() };
-        // λ = 50 · e / 100, as in the reference code.
-        assert_eq!(b.weight_at(0), 0.0);
-        assert_eq!(b.weight_at(10), 5.0);
-        assert_eq!(b.weight_at(200), 50.0);
-        b.enabled = false;
-        assert_eq!(b.weight_at(10), 0.0);
+        let c = SearchConfig::from_toml_str("[strategy]\nw_grad_clip = 3\n", Path::new("t.toml")).unwrap();
+        assert_eq!(c.strategy.params["w_grad_clip"], toml::Value::Float(3.0));
+        assert_eq!(c.strategy_config(1).unwrap().w_grad_clip, 3.0);
     }
 
     #[test]
