@@ -24,8 +24,11 @@ pub struct SearchData {
 /// `limit`, and splits it.
 pub fn load_data(cfg: &SearchConfig) -> Result<SearchData> {
     let d = &cfg.data;
-    let mut data =
-        if d.dataset == BUNDLED { data::bundled(Part::Train)? } else { data::open_part(Path::new(&d.dataset), Part::Train)? };
+    let mut data = if d.dataset == BUNDLED {
+        data::bundled(Part::Train)?
+    } else {
+        data::open_part(Path::new(&d.dataset), Part::Train)?
+    };
     if d.limit > 0 && d.limit < data.len() {
         let keep: Vec<usize> = (0..d.limit).collect();
         data = data.subset(&keep)?;
@@ -95,7 +98,8 @@ pub fn build_model(gpu: &Gpu, cfg: &SearchConfig, data: &Dataset) -> Result<Nb20
 /// full batches (BatchNorm statistics are then comparable), and both are augmented when
 /// `data.augment` is set, as in the reference search code.
 fn loader_config(cfg: &SearchConfig, data: &SearchData, salt: u64) -> LoaderConfig {
-    let mut lc = LoaderConfig::new(cfg.data.batch_size, data.norm.clone(), cfg.run.seed.wrapping_mul(2).wrapping_add(salt));
+    let mut lc =
+        LoaderConfig::new(cfg.data.batch_size, data.norm.clone(), cfg.run.seed.wrapping_mul(2).wrapping_add(salt));
     lc.drop_last = true;
     lc.prefetch = cfg.data.prefetch.max(1);
     lc.augment = if cfg.data.augment { Augment::default() } else { Augment::none() };
@@ -104,10 +108,8 @@ fn loader_config(cfg: &SearchConfig, data: &SearchData, salt: u64) -> LoaderConf
 
 /// The weights' and α's loaders, positioned at (`epoch`, `step`).
 pub fn loaders(cfg: &SearchConfig, data: &SearchData, epoch: usize, step: usize) -> Result<(Loader, Loader)> {
-    let train =
-        Loader::resume(data.data.clone(), data.split.train.clone(), loader_config(cfg, data, 1), epoch, step)?;
-    let valid =
-        Loader::resume(data.data.clone(), data.split.valid.clone(), loader_config(cfg, data, 2), epoch, step)?;
+    let train = Loader::resume(data.data.clone(), data.split.train.clone(), loader_config(cfg, data, 1), epoch, step)?;
+    let valid = Loader::resume(data.data.clone(), data.split.valid.clone(), loader_config(cfg, data, 2), epoch, step)?;
     Ok((train, valid))
 }
 

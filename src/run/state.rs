@@ -69,16 +69,15 @@ pub fn counters(
 }
 
 fn counter(state: &CheckpointState, key: &str) -> Result<u64> {
-    state.counters.get(key).copied().ok_or_else(|| Error::invalid("resume", format!("checkpoint lacks counter '{key}'")))
+    state
+        .counters
+        .get(key)
+        .copied()
+        .ok_or_else(|| Error::invalid("resume", format!("checkpoint lacks counter '{key}'")))
 }
 
 /// Restores the model, the strategy and the tracking state from `ck`.
-pub fn restore(
-    gpu: &Gpu,
-    ck: &Checkpoint,
-    model: &mut Nb201Supernet,
-    strategy: &mut dyn Strategy,
-) -> Result<Tracking> {
+pub fn restore(gpu: &Gpu, ck: &Checkpoint, model: &mut Nb201Supernet, strategy: &mut dyn Strategy) -> Result<Tracking> {
     let mut strategy_tensors = Vec::new();
     for t in &ck.tensors {
         match t.name.strip_prefix(STRATEGY_PREFIX) {
