@@ -225,7 +225,7 @@ impl Run<'_> {
                 let out = self.strategy.step(&self.gpu, &self.model, &train, &val)?;
                 *step += 1;
                 *global_step += 1;
-                let log = self.cfg.run.log_every > 0 && *global_step % self.cfg.run.log_every == 0;
+                let log = self.cfg.run.log_every > 0 && global_step.is_multiple_of(self.cfg.run.log_every);
                 let mut parts = vec![&out.train_loss, &out.train_correct, &out.val_loss, &out.val_correct];
                 if log {
                     parts.push(&self.model.alphas()[0]);
@@ -247,7 +247,7 @@ impl Run<'_> {
                 }
                 let every = self.cfg.run.checkpoint_every;
                 let stop = opts.stop.is_requested() || (opts.max_steps > 0 && *global_step >= opts.max_steps);
-                if (every > 0 && *global_step % every == 0) || stop {
+                if (every > 0 && global_step.is_multiple_of(every)) || stop {
                     if let Some(prev) = in_flight.take() {
                         self.collect(prev)?;
                     }
