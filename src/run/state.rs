@@ -26,6 +26,26 @@ pub struct Tracking {
     pub epochs_without_growth: u64,
 }
 
+impl Tracking {
+    /// Records the model size of a finished epoch; returns whether it grew past the best
+    /// so far (the first epoch always counts as growth).
+    pub fn observe(&mut self, size: u64, first_epoch: bool) -> bool {
+        let grew = first_epoch || size > self.best_size;
+        if grew {
+            self.best_size = self.best_size.max(size);
+            self.epochs_without_growth = 0;
+        } else {
+            self.epochs_without_growth += 1;
+        }
+        grew
+    }
+
+    /// Whether a run with early-stopping `patience` (0 = never) should stop now.
+    pub fn should_stop(&self, patience: u64) -> bool {
+        patience > 0 && self.epochs_without_growth >= patience
+    }
+}
+
 fn read(gpu: &Gpu, name: &str, t: &Tensor) -> Result<NamedTensor> {
     NamedTensor::new(name, t.shape(), t.to_vec(gpu)?)
 }
@@ -117,4 +137,22 @@ pub fn init_from(gpu: &Gpu, model: &mut Nb201Supernet, tensors: &[NamedTensor]) 
         n += 1;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn early_stop_counts_epochs_without_a_larger_model() {
+        let mut t = Tracking::default();
+        assert!(t.observe(2, true));
+        assert!(!t.observe(2, false), "same size is not growth");
+        assert!(!t.should_stop(2));
+        assert!(!t.observe(1, false));
+        assert!(t.should_stop(2), "two epochs without growth");
+        assert!(!t.should_stop(0), "patience 0 never stops");
+        assert!(t.observe(3, false));
+        assert_eq!((t.best_size, t.epochs_without_growth), (3, 0));
+    }
 }

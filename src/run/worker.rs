@@ -266,8 +266,7 @@ impl Run<'_> {
             if self.cfg.run.checkpoint_each_epoch || *epoch == self.epochs() {
                 self.checkpoint(*epoch, 0, *global_step)?;
             }
-            let patience = self.cfg.run.early_stop_patience;
-            if !grew && patience > 0 && self.tracking.epochs_without_growth >= patience && *epoch < self.epochs() {
+            if !grew && self.tracking.should_stop(self.cfg.run.early_stop_patience) && *epoch < self.epochs() {
                 return Ok(FinishReason::EarlyStopped);
             }
         }
@@ -347,14 +346,7 @@ impl Run<'_> {
             extra: Default::default(),
         };
         rec.set_nb201_arch(&arch, self.table.as_ref());
-        let size = arch.conv_count() as u64;
-        let grew = size > self.tracking.best_size || epoch == 0;
-        if grew {
-            self.tracking.best_size = self.tracking.best_size.max(size);
-            self.tracking.epochs_without_growth = 0;
-        } else {
-            self.tracking.epochs_without_growth += 1;
-        }
+        let grew = self.tracking.observe(arch.conv_count() as u64, epoch == 0);
         let mut g = GenotypeFile::nb201(&arch, epoch as u64, global_step);
         g.alpha_softmax = rec.alpha_softmax.clone();
         g.nb201 = rec.nb201.clone();
