@@ -115,6 +115,18 @@ fn a_killed_search_resumes_to_the_uninterrupted_result() {
         let la: Vec<f64> = read_metrics(&whole.join("metrics.jsonl")).unwrap().steps().map(|s| s.train_loss).collect();
         let lb: Vec<f64> = read_metrics(&split.join("metrics.jsonl")).unwrap().steps().map(|s| s.train_loss).collect();
         assert_eq!(la, lb, "{strategy}: identical metrics");
+        // Epoch means too: the epoch interrupted mid-way carries its sums through the checkpoint.
+        let ea: Vec<(f64, f64, String)> = read_metrics(&whole.join("metrics.jsonl"))
+            .unwrap()
+            .epochs()
+            .map(|e| (e.train_loss, e.val_acc, e.arch.clone()))
+            .collect();
+        let eb: Vec<(f64, f64, String)> = read_metrics(&split.join("metrics.jsonl"))
+            .unwrap()
+            .epochs()
+            .map(|e| (e.train_loss, e.val_acc, e.arch.clone()))
+            .collect();
+        assert_eq!(ea, eb, "{strategy}: identical epoch records");
         let _ = std::fs::remove_dir_all(&whole);
         let _ = std::fs::remove_dir_all(&split);
     }

@@ -26,6 +26,63 @@ pub struct Tracking {
     pub epochs_without_growth: u64,
 }
 
+/// Running sums of the epoch in progress (so a run resumed mid-epoch logs the same epoch means).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EpochSums {
+    /// Σ train-batch mean losses.
+    pub train_loss: f64,
+    /// Σ correct train predictions.
+    pub train_correct: f64,
+    /// Train images seen.
+    pub train_seen: f64,
+    /// Σ validation-batch mean losses.
+    pub val_loss: f64,
+    /// Σ correct validation predictions.
+    pub val_correct: f64,
+    /// Validation images seen.
+    pub val_seen: f64,
+    /// Steps summed.
+    pub steps: f64,
+}
+
+impl EpochSums {
+    const KEYS: [&'static str; 7] = [
+        "epoch.train_loss",
+        "epoch.train_correct",
+        "epoch.train_seen",
+        "epoch.val_loss",
+        "epoch.val_correct",
+        "epoch.val_seen",
+        "epoch.steps",
+    ];
+
+    fn fields(&self) -> [f64; 7] {
+        [
+            self.train_loss,
+            self.train_correct,
+            self.train_seen,
+            self.val_loss,
+            self.val_correct,
+            self.val_seen,
+            self.steps,
+        ]
+    }
+
+    fn from_values(v: &BTreeMap<String, f64>) -> EpochSums {
+        let g = |k: &str| v.get(k).copied().unwrap_or(0.0);
+        let k = Self::KEYS;
+        EpochSums {
+            train_loss: g(k[0]),
+            train_correct: g(k[1]),
+            train_seen: g(k[2]),
+            val_loss: g(k[3]),
+            val_correct: g(k[4]),
+            val_seen: g(k[5]),
+            steps: g(k[6]),
+        }
+    }
+}
+
 impl Tracking {
     /// Records the model size of a finished epoch; returns whether it grew past the best
     /// so far (the first epoch always counts as growth).
@@ -70,6 +127,7 @@ pub fn counters(
     step: u64,
     global_step: u64,
     tracking: &Tracking,
+    sums: &EpochSums,
     config_hash: String,
 ) -> CheckpointState {
     let c = strategy.state().counters;
@@ -85,7 +143,8 @@ pub fn counters(
     if let Some(r) = c.rng {
         rng.insert("strategy".to_string(), r);
     }
-    CheckpointState { epoch, step, global_step, rng, counters, values: BTreeMap::new(), config_hash }
+    let values = EpochSums::KEYS.iter().map(|k| k.to_string()).zip(sums.fields()).collect();
+    CheckpointState { epoch, step, global_step, rng, counters, values, config_hash }
 }
 
 fn counter(state: &CheckpointState, key: &str) -> Result<u64> {
@@ -96,8 +155,13 @@ fn counter(state: &CheckpointState, key: &str) -> Result<u64> {
         .ok_or_else(|| Error::invalid("resume", format!("checkpoint lacks counter '{key}'")))
 }
 
-/// Restores the model, the strategy and the tracking state from `ck`.
-pub fn restore(gpu: &Gpu, ck: &Checkpoint, model: &mut Nb201Supernet, strategy: &mut dyn Strategy) -> Result<Tracking> {
+/// Restores the model, the strategy, the tracking state and the epoch sums from `ck`.
+pub fn restore(
+    gpu: &Gpu,
+    ck: &Checkpoint,
+    model: &mut Nb201Supernet,
+    strategy: &mut dyn Strategy,
+) -> Result<(Tracking, EpochSums)> {
     let mut strategy_tensors = Vec::new();
     for t in &ck.tensors {
         match t.name.strip_prefix(STRATEGY_PREFIX) {
@@ -118,10 +182,11 @@ pub fn restore(gpu: &Gpu, ck: &Checkpoint, model: &mut Nb201Supernet, strategy: 
     };
     let state = StrategyState { strategy: strategy.name().to_string(), counters, tensors: strategy_tensors };
     strategy.load_state(gpu, &state)?;
-    Ok(Tracking {
+    let tracking = Tracking {
         best_size: counter(s, "tracking.best_size")?,
         epochs_without_growth: counter(s, "tracking.epochs_without_growth")?,
-    })
+    };
+    Ok((tracking, EpochSums::from_values(&s.values)))
 }
 
 /// Loads weights (and optionally α and running statistics) from a safetensors file with

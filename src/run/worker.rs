@@ -20,7 +20,7 @@ use crate::run::events::{EventSink, FinishReason, RunEnd, RunEvent, RunStart, St
 use crate::run::folder::{GenotypeFile, RunFolder};
 use crate::run::metrics::{softmax_rows, EpochRecord, MetricsWriter, StepRecord};
 use crate::run::setup::{self, SearchData};
-use crate::run::state::{self, Tracking};
+use crate::run::state::{self, EpochSums, Tracking};
 use crate::search::{self, Batch, SearchModel, Strategy};
 use crate::space::nb201::{Nb201Arch, Nb201Supernet};
 use crate::tensor::Tensor;
@@ -61,18 +61,6 @@ struct InFlight {
     train_count: usize,
     val_count: usize,
     scalars: Vec<(&'static str, f32)>,
-}
-
-/// Running sums of an epoch.
-#[derive(Default)]
-struct EpochSums {
-    train_loss: f64,
-    train_correct: f64,
-    train_seen: f64,
-    val_loss: f64,
-    val_correct: f64,
-    val_seen: f64,
-    steps: f64,
 }
 
 struct Run<'a> {
@@ -137,6 +125,7 @@ fn run_inner(cfg: SearchConfig, opts: &SearchOptions, sink: &mut dyn EventSink) 
 
     // Where to start: a checkpoint, or step 0 (optionally from imported weights).
     let mut tracking = Tracking::default();
+    let mut sums = EpochSums::default();
     let (mut epoch, mut step, mut global_step) = (0usize, 0usize, 0u64);
     if opts.resume.is_some() {
         let store = folder.checkpoints(cfg.run.keep_checkpoints)?;
@@ -148,7 +137,7 @@ fn run_inner(cfg: SearchConfig, opts: &SearchOptions, sink: &mut dyn EventSink) 
                     format!("{}: the checkpoint was written with a different configuration", ck.dir.display()),
                 ));
             }
-            tracking = state::restore(&gpu, &ck, &mut model, strategy.as_mut())?;
+            (tracking, sums) = state::restore(&gpu, &ck, &mut model, strategy.as_mut())?;
             (epoch, step, global_step) = (ck.state.epoch as usize, ck.state.step as usize, ck.state.global_step);
         }
     } else if let Some(path) = &opts.init_from {
@@ -180,7 +169,7 @@ fn run_inner(cfg: SearchConfig, opts: &SearchOptions, sink: &mut dyn EventSink) 
         sink,
         tracking,
         steps_per_epoch,
-        sums: EpochSums::default(),
+        sums,
         last_step_at: Instant::now(),
         steps_since_log: 0,
     };
@@ -365,6 +354,7 @@ impl Run<'_> {
             step as u64,
             global_step,
             &self.tracking,
+            &self.sums,
             self.cfg.config_hash(),
         );
         self.metrics.sync()?;
