@@ -1,6 +1,7 @@
 //! `wgnas bench`: measured figures from the project's own code, printed as a table or JSON.
 
 pub mod kernels;
+pub mod search_step;
 
 use crate::error::Result;
 use crate::gpu::timer::{Clock, Timer};
