@@ -92,6 +92,28 @@ enum BenchCommand {
         #[arg(long)]
         reps: Option<usize>,
     },
+    /// One whole search step (weights + α) of each strategy on the NB201 supernet: ms, peak memory, kernels.
+    SearchStep {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Shapes: full (C16 N5 batch 64 32x32), small (C8 N1 batch 16 16x16) or both
+        /// (default: both, or small on a CPU adapter).
+        #[arg(long, value_name = "full|small|both", conflicts_with = "full")]
+        shapes: Option<wgnas::bench::search_step::ShapeSet>,
+        /// Include the full shape even on a CPU adapter (minutes per step there).
+        #[arg(long)]
+        full: bool,
+        /// Strategies to measure, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        strategies: Vec<String>,
+        /// Timed steps per strategy and shape (default 5, or 2 on a CPU adapter).
+        #[arg(long)]
+        reps: Option<usize>,
+        /// Unmeasured warm-up steps first (default 2, or 1 on a CPU adapter; at least 1).
+        #[arg(long)]
+        warmup: Option<usize>,
+    },
 }
 
 fn main() {
@@ -112,6 +134,9 @@ fn run(command: Command, choice: &AdapterChoice) -> wgnas::Result<()> {
         Command::Demo { steps, seed, compare_cpu } => run_demo(choice, steps, seed, compare_cpu),
         Command::Bench { what: BenchCommand::Kernels { json, small, reps } } => {
             bench_kernels(choice, json, small, reps)
+        }
+        Command::Bench { what: BenchCommand::SearchStep { json, shapes, full, strategies, reps, warmup } } => {
+            bench_search_step(choice, json, shapes, full, strategies, reps, warmup)
         }
     }
 }
@@ -230,5 +255,39 @@ fn devices(choice: &AdapterChoice, json: bool) -> wgnas::Result<()> {
         println!("{mark}{r}\n");
     }
     println!("* = the adapter wgnas would use (override with --adapter NAME or --backend NAME)");
+    Ok(())
+}
+
+fn bench_search_step(
+    choice: &AdapterChoice,
+    json: bool,
+    shapes: Option<wgnas::bench::search_step::ShapeSet>,
+    full: bool,
+    strategies: Vec<String>,
+    reps: Option<usize>,
+    warmup: Option<usize>,
+) -> wgnas::Result<()> {
+    use wgnas::bench::search_step::{self, Progress, SearchStepBenchConfig};
+    let gpu = Gpu::new(choice)?;
+    let mut cfg = SearchStepBenchConfig::for_device(&gpu, full);
+    cfg.shapes = shapes.unwrap_or(cfg.shapes);
+    cfg.strategies = strategies;
+    cfg.reps = reps.unwrap_or(cfg.reps).max(1);
+    cfg.warmup = warmup.unwrap_or(cfg.warmup).max(1);
+    eprintln!(
+        "benchmarking search steps on {} ({} warm-up + {} timed steps each)...",
+        gpu.describe(),
+        cfg.warmup,
+        cfg.reps
+    );
+    let report = search_step::run(&gpu, cfg, &mut |p| match p {
+        Progress::Start { strategy, shape } => eprintln!("  {strategy:<10} {:<6} {} ...", shape.name, shape.describe()),
+        Progress::Row(r) => eprintln!("  {:<10} {:<6} {:>12.2} ms/step", r.strategy, r.shape, r.ms),
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        print!("{}", search_step::format_table(&report));
+    }
     Ok(())
 }

@@ -20,8 +20,9 @@ use crate::tensor::Tensor;
 pub use adapter::{AdapterChoice, AdapterReport};
 pub use pool::{MemoryStats, Pool};
 
-/// Bytes of the uniform arena that holds the parameters of the dispatches of one submission.
-const ARENA_BYTES: u64 = 1 << 20;
+/// Bytes of the uniform arena that holds the parameters of the dispatches of one submission:
+/// 16,384 launches at a 256-byte offset alignment, enough for a full-size DARTS step.
+const ARENA_BYTES: u64 = 4 << 20;
 
 /// A compiled pipeline and which group-0 bindings its entry point uses.
 struct Pipeline {
