@@ -101,7 +101,11 @@ fn run_inner(cfg: SearchConfig, opts: &SearchOptions, sink: &mut dyn EventSink) 
     let (folder, cfg) = match &opts.resume {
         Some(dir) => {
             let folder = RunFolder::open(dir)?;
-            let saved = folder.read_config()?;
+            let mut saved = folder.read_config()?;
+            // The run's own configuration is resumed; only the device may be chosen anew.
+            if !cfg.device.adapter.is_empty() || !cfg.device.backend.is_empty() {
+                saved.device = cfg.device.clone();
+            }
             (folder, saved)
         }
         None => {
