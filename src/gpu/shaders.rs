@@ -15,6 +15,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("mix", include_str!("../../shaders/mix.wgsl")),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
     ("optim", include_str!("../../shaders/optim.wgsl")),
+    ("reparam", include_str!("../../shaders/reparam.wgsl")),
 ];
 
 /// The source of shader family `name`.

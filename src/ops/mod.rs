@@ -11,4 +11,5 @@ pub mod norm;
 pub mod optim;
 pub mod pool;
 pub mod reduce;
+pub mod reparam;
 pub mod testing;
