@@ -16,6 +16,7 @@ pub mod run;
 pub mod search;
 pub mod space;
 pub mod tensor;
+pub mod topo;
 pub mod util;
 
 pub use error::{Error, Result};

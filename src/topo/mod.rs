@@ -1,0 +1,24 @@
+//! TopoNAS (DESIGN.md §4): the cell-graph IR that the simplification passes rewrite, the
+//! "off" cost model they are compared against, a text printout and a drawable layout.
+//!
+//! ```text
+//! Nb201Config ──► CellGraph (graph) ──► cell_cost / network_cost (cost)
+//!                                   ├─► describe (print): `wgnas topo --space nb201`
+//!                                   └─► layout (layout): positions for the GUI
+//! ```
+//!
+//! Everything here is plain CPU code: no kernels, no GPU.
+
+/// The "off" cost model: kernels launched and activation bytes kept for backward.
+pub mod cost;
+/// The IR: tensor nodes, mixed edges, candidates as module chains, sharing groups.
+pub mod graph;
+/// Drawable positions of the graph (pure data, no UI dependency).
+pub mod layout;
+/// The human-readable printout.
+pub mod print;
+
+pub use cost::{cell_cost, network_cost, CellCost, CellShape, Grads, KernelCounts};
+pub use graph::{sharing_groups, Candidate, CellGraph, Edge, Module, ShareGroup, TensorId, TensorKind, TensorNode};
+pub use layout::{layout, EdgeLine, Layout, NodePos};
+pub use print::{describe, describe_at, DEFAULT_BATCH};

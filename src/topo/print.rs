@@ -1,0 +1,124 @@
+//! The text form of a cell graph (backs `wgnas topo --space nb201`): nodes, edges with each
+//! candidate's module chain, the sharing groups, and the cost-model totals.
+
+use std::fmt::Write;
+
+use super::cost::{cell_cost, network_cost, CellCost, CellShape, Grads};
+use super::graph::{sharing_groups, CellGraph, TensorKind};
+use crate::Result;
+
+/// Batch size [`describe`] reports costs at: the NB201 reference search batch.
+pub const DEFAULT_BATCH: usize = 64;
+
+/// [`describe_at`] with [`DEFAULT_BATCH`]; on an error (a malformed graph) the text says so
+/// in place of the costs.
+pub fn describe(graph: &CellGraph) -> String {
+    describe_at(graph, DEFAULT_BATCH).unwrap_or_else(|e| format!("{}cost model: error: {e}\n", structure(graph)))
+}
+
+/// The printout, with costs for one first-stage cell and for the whole network at batch `batch`.
+pub fn describe_at(graph: &CellGraph, batch: usize) -> Result<String> {
+    let mut out = structure(graph);
+    let shape = CellShape { batch, channels: graph.channels, height: graph.input_size, width: graph.input_size };
+    let cell = cell_cost(graph, &shape, Grads::default())?;
+    let net = network_cost(graph, batch, Grads::default())?;
+    let _ = writeln!(out, "cost model (off: what the plain supernet records; weight and α gradients):");
+    let (s, c) = (graph.input_size, graph.channels);
+    push_cost(&mut out, &format!("one cell at [{batch}, {c}, {s}, {s}]"), &cell);
+    let cells = 3 * graph.cells_per_stage;
+    push_cost(&mut out, &format!("all {cells} cells (3 stages x {}), batch {batch}", graph.cells_per_stage), &net);
+    Ok(out)
+}
+
+/// Header, nodes, edges and sharing groups (everything but the costs).
+fn structure(graph: &CellGraph) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "cell graph: space {}, C = {}, N = {} cells per stage, input {}x{}",
+        graph.space, graph.channels, graph.cells_per_stage, graph.input_size, graph.input_size
+    );
+    push_nodes(&mut out, graph);
+    push_edges(&mut out, graph);
+    push_sharing(&mut out, graph);
+    out
+}
+
+fn push_nodes(out: &mut String, graph: &CellGraph) {
+    let _ = writeln!(out, "nodes ({}):", graph.nodes.len());
+    let last = graph.num_cell_nodes().saturating_sub(1);
+    for node in &graph.nodes {
+        let what = match node.kind {
+            TensorKind::CellNode(0) => "cell node 0 (cell input)".to_string(),
+            TensorKind::CellNode(i) if i == last => format!("cell node {i} (cell output)"),
+            TensorKind::CellNode(i) => format!("cell node {i}"),
+            TensorKind::Derived { input, module } => format!("{module} of {}", graph.label(input)),
+        };
+        let _ = writeln!(out, "  {:<10} {what}", node.label);
+    }
+}
+
+fn push_edges(out: &mut String, graph: &CellGraph) {
+    let _ = writeln!(out, "edges ({}, in alpha row order):", graph.edges.len());
+    for (e, edge) in graph.edges.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  e{e}  {} <- {}  (alpha row {}, {} candidates)",
+            graph.label(edge.to),
+            graph.label(edge.from),
+            edge.alpha_row,
+            edge.candidates.len()
+        );
+        // Every NB201 edge has the same candidates: print the chains once, then refer back.
+        if let Some(p) = (0..e).find(|&p| graph.edges[p].candidates == edge.candidates) {
+            let _ = writeln!(out, "      (same candidates as e{p})");
+            continue;
+        }
+        let width = edge.candidates.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        for cand in &edge.candidates {
+            let chain: Vec<String> = cand.modules.iter().map(|m| m.to_string()).collect();
+            let _ = writeln!(out, "      [{}] {:<width$}  {}", cand.column, cand.name, chain.join(" -> "));
+        }
+    }
+}
+
+fn push_sharing(out: &mut String, graph: &CellGraph) {
+    let groups = sharing_groups(graph);
+    let _ = writeln!(out, "sharing (same parameter-free first module on the same input): {} groups", groups.len());
+    for g in &groups {
+        let members: Vec<String> = g
+            .members
+            .iter()
+            .map(|&(e, c)| {
+                let name = graph.edges.get(e).and_then(|ed| ed.candidates.get(c)).map_or("?", |c| c.name.as_str());
+                format!("e{e}:{name}")
+            })
+            .collect();
+        let n = g.members.len();
+        let (m, input) = (g.module, graph.label(g.input));
+        let _ =
+            writeln!(out, "  {m} on {input}: read by {n} candidates ({n} evaluations -> 1): {}", members.join(", "));
+    }
+}
+
+fn push_cost(out: &mut String, what: &str, c: &CellCost) {
+    let k = &c.kernels;
+    let _ = writeln!(
+        out,
+        "  {what}: {} forward kernels (relu {}, conv {}, bn {}, avg_pool {}, mixed_op {}, node_sum {})",
+        k.total(),
+        k.relu,
+        k.conv,
+        k.batch_norm,
+        k.avg_pool,
+        k.mixed_op,
+        k.node_sum
+    );
+    let _ = writeln!(
+        out,
+        "    kept for backward: {} feature maps, {} floats = {:.2} MiB",
+        c.saved_maps,
+        c.saved_floats,
+        c.saved_bytes() as f64 / (1024.0 * 1024.0)
+    );
+}
