@@ -60,6 +60,22 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<std::path::PathBuf>,
     },
+    /// Print a search space's cell graph: candidate module chains, modules that read the same
+    /// input (what TopoNAS can share), and kernels and activation bytes per cell.
+    Topo {
+        /// Search space (nb201).
+        #[arg(long, default_value = "nb201")]
+        space: String,
+        /// Candidate ops, comma-separated (default: all five NB201 ops).
+        #[arg(long, value_delimiter = ',')]
+        ops: Vec<String>,
+        /// Channels of the first stage.
+        #[arg(long, default_value_t = 16)]
+        channels: usize,
+        /// Batch size for the cost figures.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+    },
     /// Look up a cell in the NAS-Bench-201 table: test accuracies, ranks and percentiles.
     Query {
         /// Architecture string, e.g. '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|'.
@@ -130,6 +146,7 @@ fn run(command: Command, choice: &AdapterChoice) -> wgnas::Result<()> {
         Command::Devices { json } => devices(choice, json),
         Command::Search { flags, resume, init_from } => run_search(choice, &flags, resume, init_from),
         Command::Export { run, format, out } => export(&run, &format, out),
+        Command::Topo { space, ops, channels, batch } => topo(&space, &ops, channels, batch),
         Command::Query { arch, nb201, json } => wgnas::cli::query::run(&arch, nb201.as_deref(), json),
         Command::Demo { steps, seed, compare_cpu } => run_demo(choice, steps, seed, compare_cpu),
         Command::Bench { what: BenchCommand::Kernels { json, small, reps } } => {
@@ -289,5 +306,27 @@ fn bench_search_step(
     } else {
         print!("{}", search_step::format_table(&report));
     }
+    Ok(())
+}
+
+fn topo(space: &str, ops: &[String], channels: usize, batch: usize) -> wgnas::Result<()> {
+    use wgnas::space::nb201::{Nb201Config, Nb201Op};
+    if space != "nb201" {
+        return Err(wgnas::Error::invalid("topo", format!("space '{space}' is not available yet; use nb201")));
+    }
+    let mut cfg = Nb201Config { channels, ..Nb201Config::default() };
+    if !ops.is_empty() {
+        cfg.ops = ops
+            .iter()
+            .map(|o| {
+                Nb201Op::from_name(o).ok_or_else(|| {
+                    wgnas::Error::invalid("topo", format!("unknown op '{o}'; valid ops are {}", Nb201Op::valid_names()))
+                })
+            })
+            .collect::<wgnas::Result<_>>()?;
+    }
+    cfg.validate()?;
+    let graph = wgnas::topo::CellGraph::nb201(&cfg)?;
+    print!("{}", wgnas::topo::describe_at(&graph, batch)?);
     Ok(())
 }
