@@ -171,7 +171,13 @@ fn run_search(
     let table_path = cfg.run.nb201_table.clone();
     let opts = worker::SearchOptions { resume, init_from, ..Default::default() };
     let mut progress = Progress::stdout();
-    let out = worker::run_search(cfg, &opts, &mut progress)?;
+    // A failure is printed once, by main's error report, not also by the progress display.
+    let mut sink = wgnas::run::events::FnSink(|e: &wgnas::run::events::RunEvent| {
+        if !matches!(e, wgnas::run::events::RunEvent::Failed(_)) {
+            wgnas::run::events::EventSink::event(&mut progress, e);
+        }
+    });
+    let out = worker::run_search(cfg, &opts, &mut sink)?;
     println!("\nfound architecture: {}", out.arch);
     println!("conv ops in the cell: {}", out.arch.conv_count());
     let explicit = (!table_path.as_os_str().is_empty()).then_some(table_path.as_path());
