@@ -168,7 +168,6 @@ fn run_search(
     // On resume the run's own saved configuration is used; flags only name the device.
     let mut cfg = flags.resolve()?;
     cfg.set_device(choice.name.as_deref(), choice.backend.as_deref());
-    let table_path = cfg.run.nb201_table.clone();
     let opts = worker::SearchOptions { resume, init_from, ..Default::default() };
     let mut progress = Progress::stdout();
     // A failure is printed once, by main's error report, not also by the progress display.
@@ -180,16 +179,12 @@ fn run_search(
     let out = worker::run_search(cfg, &opts, &mut sink)?;
     println!("\nfound architecture: {}", out.arch);
     println!("conv ops in the cell: {}", out.arch.conv_count());
-    let explicit = (!table_path.as_os_str().is_empty()).then_some(table_path.as_path());
-    match wgnas::bench201::Bench201::open(explicit) {
-        Ok(table) => match table.query(&out.arch) {
-            Some(r) => println!(
-                "NAS-Bench-201: CIFAR-10 {:.2}% (rank {} of {}), CIFAR-100 {:.2}%, ImageNet16-120 {:.2}%",
-                r.cifar10.accuracy, r.cifar10.rank, r.total, r.cifar100.accuracy, r.imagenet16_120.accuracy
-            ),
-            None => println!("NAS-Bench-201: this architecture is not in the table"),
-        },
-        Err(_) => println!("(pass --nb201 PATH or set WGNAS_NB201 to score it against NAS-Bench-201)"),
+    match &out.nb201 {
+        Some(r) => println!(
+            "NAS-Bench-201: CIFAR-10 {:.2}% (rank {} of {}), CIFAR-100 {:.2}%, ImageNet16-120 {:.2}%",
+            r.cifar10.accuracy, r.cifar10.rank, r.total, r.cifar100.accuracy, r.imagenet16_120.accuracy
+        ),
+        None => println!("(pass --nb201 PATH or set WGNAS_NB201 to score it against NAS-Bench-201)"),
     }
     println!("run folder: {}", out.run_dir.display());
     Ok(())

@@ -18,7 +18,7 @@ use crate::run::checkpoint::read_safetensors;
 use crate::run::config::SearchConfig;
 use crate::run::events::{EventSink, FinishReason, RunEnd, RunEvent, RunStart, StopSignal};
 use crate::run::folder::{GenotypeFile, RunFolder};
-use crate::run::metrics::{softmax_rows, EpochRecord, MetricsWriter, StepRecord};
+use crate::run::metrics::{softmax_rows, EpochRecord, MetricsWriter, Nb201Scores, StepRecord};
 use crate::run::setup::{self, SearchData};
 use crate::run::state::{self, EpochSums, Tracking};
 use crate::search::{self, Batch, SearchModel, Strategy};
@@ -49,6 +49,8 @@ pub struct SearchOutcome {
     pub reason: FinishReason,
     /// Steps completed.
     pub global_step: u64,
+    /// The architecture's NAS-Bench-201 scores, when a table was loaded.
+    pub nb201: Option<Nb201Scores>,
 }
 
 /// Values of one step, on their way back from the GPU.
@@ -120,11 +122,12 @@ fn run_inner(cfg: SearchConfig, opts: &SearchOptions, sink: &mut dyn EventSink) 
     let steps_per_epoch = setup::steps_per_epoch(&cfg, &data);
     let scfg = cfg.strategy_config(steps_per_epoch)?;
     let mut strategy = search::build(&cfg.strategy.name, &scfg)?;
-    let table = if cfg.run.nb201_table.as_os_str().is_empty() {
-        // The table is optional: without it epochs log the architecture but no ground truth.
-        Bench201::open(None).ok()
-    } else {
-        Some(Bench201::open(Some(&cfg.run.nb201_table))?)
+    // The table is optional: with none given, epochs log the architecture but no ground
+    // truth. One that is given (run.nb201_table, --nb201 or WGNAS_NB201) must load.
+    let explicit = (!cfg.run.nb201_table.as_os_str().is_empty()).then_some(cfg.run.nb201_table.as_path());
+    let table = match Bench201::locate(explicit) {
+        Ok(path) => Some(Bench201::load(&path)?),
+        Err(_) => None,
     };
 
     // Where to start: a checkpoint, or step 0 (optionally from imported weights).
@@ -188,7 +191,8 @@ fn run_inner(cfg: SearchConfig, opts: &SearchOptions, sink: &mut dyn EventSink) 
         run_dir: run.folder.dir().to_path_buf(),
     };
     run.sink.event(&RunEvent::Finished(end));
-    Ok(SearchOutcome { run_dir: run.folder.dir().to_path_buf(), arch, reason, global_step })
+    let nb201 = run.table.as_ref().and_then(|t| Nb201Scores::lookup(t, &arch));
+    Ok(SearchOutcome { run_dir: run.folder.dir().to_path_buf(), arch, reason, global_step, nb201 })
 }
 
 impl Run<'_> {
