@@ -180,15 +180,7 @@ impl Strategy for Darts {
         let tr = pass(gpu, model, train, model.weights(), Want { w: true, a: false }, &mut softmax_mode)?;
         self.core.w_step(gpu, model, &tr.gw)?;
         self.core.after_step();
-        Ok(StepOutput {
-            train_loss: tr.loss,
-            train_correct: tr.correct,
-            train_count: train.len(),
-            val_loss: a.val_loss,
-            val_correct: a.val_correct,
-            val_count: val.len(),
-            scalars,
-        })
+        Ok(StepOutput::new(train, (tr.loss, tr.correct), val, (a.val_loss, a.val_correct), scalars))
     }
 
     fn state(&self) -> StrategyState {

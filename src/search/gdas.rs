@@ -241,15 +241,7 @@ impl Strategy for Gdas {
             self.lag.pop_front();
         }
         self.core.after_step();
-        Ok(StepOutput {
-            train_loss: tr.loss,
-            train_correct: tr.correct,
-            train_count: train.len(),
-            val_loss: va.loss,
-            val_correct: va.correct,
-            val_count: val.len(),
-            scalars,
-        })
+        Ok(StepOutput::new(train, (tr.loss, tr.correct), val, (va.loss, va.correct), scalars))
     }
 
     fn state(&self) -> StrategyState {

@@ -56,15 +56,7 @@ impl Strategy for MiLeNas {
         self.core.a_step(gpu, model, &tr.ga)?;
         self.core.w_step(gpu, model, &tr.gw)?;
         self.core.after_step();
-        Ok(StepOutput {
-            train_loss: tr.loss,
-            train_correct: tr.correct,
-            train_count: train.len(),
-            val_loss: va.loss,
-            val_correct: va.correct,
-            val_count: val.len(),
-            scalars,
-        })
+        Ok(StepOutput::new(train, (tr.loss, tr.correct), val, (va.loss, va.correct), scalars))
     }
 
     fn state(&self) -> StrategyState {

@@ -61,6 +61,28 @@ pub struct StepOutput {
     pub scalars: Vec<(&'static str, f32)>,
 }
 
+impl StepOutput {
+    /// The report of a step whose weight pass on `train` gave `(loss, correct)` = `tr` and
+    /// whose α pass on `val` gave `va`.
+    pub fn new(
+        train: &Batch,
+        tr: (Tensor, Tensor),
+        val: &Batch,
+        va: (Tensor, Tensor),
+        scalars: Vec<(&'static str, f32)>,
+    ) -> StepOutput {
+        StepOutput {
+            train_loss: tr.0,
+            train_correct: tr.1,
+            train_count: train.len(),
+            val_loss: va.0,
+            val_correct: va.1,
+            val_count: val.len(),
+            scalars,
+        }
+    }
+}
+
 /// Counters and random state of a strategy (the JSON part of a checkpoint).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
