@@ -167,6 +167,12 @@ impl Tensor {
         Arc::ptr_eq(&self.storage, &other.storage)
     }
 
+    /// Whether this handle is the only one to its buffer, so writing into it in place
+    /// cannot change a value anyone else holds.
+    pub fn is_unique(&self) -> bool {
+        Arc::strong_count(&self.storage) == 1
+    }
+
     /// The 4 dimensions of an NCHW tensor, or a shape error naming `op`.
     pub fn dims4(&self, op: &'static str) -> Result<[usize; 4]> {
         match self.shape[..] {

@@ -51,6 +51,32 @@ pub trait Backward: Send {
     /// Given `grad` = ∂L/∂output, returns one entry per input of the op: `Some(∂L/∂input)`
     /// where `needs[i]` is true, `None` elsewhere (no work is to be done for those).
     fn backward(&mut self, gpu: &Gpu, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>>;
+
+    /// Adds this op's input gradients to `acc`, the gradients gathered so far (one entry per
+    /// input; `None` where none arrived yet). The default calls [`Backward::backward`] and adds.
+    /// Ops that write only part of an input's gradient (a channel slice of a wide tensor)
+    /// override it to write into the gathered tensor in place, when it is
+    /// [unique](Tensor::is_unique), instead of materialising a mostly-zero tensor.
+    fn backward_into(&mut self, gpu: &Gpu, grad: &Tensor, needs: &[bool], acc: &mut [Option<Tensor>]) -> Result<()> {
+        let gin = self.backward(gpu, grad, needs)?;
+        if gin.len() != acc.len() {
+            return Err(Error::Autodiff(format!(
+                "{} returned {} gradients for {} inputs",
+                self.name(),
+                gin.len(),
+                acc.len()
+            )));
+        }
+        for ((slot, gi), &need) in acc.iter_mut().zip(gin).zip(needs) {
+            if let (Some(gi), true) = (gi, need) {
+                *slot = Some(match slot.take() {
+                    Some(prev) => crate::ops::eltwise::add(gpu, &prev, &gi)?,
+                    None => gi,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 struct Node {
@@ -174,25 +200,23 @@ impl Tape {
             if !needs.iter().any(|&b| b) {
                 continue;
             }
-            let gin = n.op.backward(&self.gpu, &g, &needs)?;
-            if gin.len() != n.inputs.len() {
-                return Err(Error::Autodiff(format!(
-                    "{} returned {} gradients for {} inputs",
-                    n.op.name(),
-                    gin.len(),
-                    n.inputs.len()
-                )));
+            // Hand each input's gathered gradient to the op (an input listed twice gets it once).
+            let mut acc: Vec<Option<Tensor>> = Vec::with_capacity(n.inputs.len());
+            for (i, input) in n.inputs.iter().enumerate() {
+                let first = input.is_some_and(|id| !n.inputs[..i].contains(&Some(id)));
+                acc.push(if first && needs[i] { input.and_then(|id| grads.remove(&id)) } else { None });
             }
+            n.op.backward_into(&self.gpu, &g, &needs, &mut acc)?;
             drop(g);
-            for ((input, need), gi) in n.inputs.iter().zip(&needs).zip(gin) {
+            for ((input, need), gi) in n.inputs.iter().zip(&needs).zip(acc) {
                 let (Some(id), true, Some(gi)) = (input, need, gi) else {
                     continue;
                 };
-                let acc = match grads.remove(id) {
+                let sum = match grads.remove(id) {
                     Some(prev) => crate::ops::eltwise::add(&self.gpu, &prev, &gi)?,
                     None => gi,
                 };
-                grads.insert(*id, acc);
+                grads.insert(*id, sum);
             }
         }
         grads.retain(|id, _| wanted.contains(id));

@@ -15,10 +15,13 @@ pub mod cost;
 pub mod graph;
 /// Drawable positions of the graph (pure data, no UI dependency).
 pub mod layout;
+/// The switches: which passes a supernet applies (`--simplify`).
+pub mod passes;
 /// The human-readable printout.
 pub mod print;
 
 pub use cost::{cell_cost, network_cost, CellCost, CellShape, Grads, KernelCounts};
 pub use graph::{sharing_groups, Candidate, CellGraph, Edge, Module, ShareGroup, TensorId, TensorKind, TensorNode};
 pub use layout::{layout, EdgeLine, Layout, NodePos};
+pub use passes::{Pass, Passes};
 pub use print::{describe, describe_at, DEFAULT_BATCH};

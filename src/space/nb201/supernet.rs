@@ -44,6 +44,7 @@ use crate::ops::{eltwise, linear};
 use crate::search::{ArchMode, SearchModel};
 use crate::tensor::tape::{Tape, Var};
 use crate::tensor::Tensor;
+use crate::topo::Passes;
 use crate::util::rng::Rng;
 
 /// Component name in errors.
@@ -309,6 +310,8 @@ pub struct Nb201Supernet {
     alphas: Vec<Tensor>,
     /// Running (mean, variance) of every affine BN, indexed by [`Bn::stats`].
     running: Vec<(Tensor, Tensor)>,
+    /// The TopoNAS passes the forward pass applies (DESIGN.md §4); `off` by default.
+    passes: Passes,
 }
 
 /// How the edges of one forward pass mix their candidates.
@@ -359,7 +362,18 @@ impl Nb201Supernet {
             running.push((t(&pair[0])?, t(&pair[1])?));
         }
         let names = layout.weights.iter().map(|s| s.name.clone()).collect();
-        Ok(Nb201Supernet { cfg, layout, weights, names, alphas, running })
+        Ok(Nb201Supernet { cfg, layout, weights, names, alphas, running, passes: Passes::OFF })
+    }
+
+    /// Chooses the TopoNAS passes of later forward passes. Exact passes keep the function;
+    /// the re-parameterization passes change how the search computes, never the derived ops.
+    pub fn set_passes(&mut self, passes: Passes) {
+        self.passes = passes;
+    }
+
+    /// The TopoNAS passes in use.
+    pub fn passes(&self) -> Passes {
+        self.passes
     }
 
     /// The configuration.
