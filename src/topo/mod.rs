@@ -17,6 +17,8 @@ pub mod graph;
 pub mod layout;
 /// The switches: which passes a supernet applies (`--simplify`).
 pub mod passes;
+/// The execution plan the passes produce, run by the supernet step by step.
+pub mod plan;
 /// The human-readable printout.
 pub mod print;
 
@@ -24,4 +26,5 @@ pub use cost::{cell_cost, network_cost, CellCost, CellShape, Grads, KernelCounts
 pub use graph::{sharing_groups, Candidate, CellGraph, Edge, Module, ShareGroup, TensorId, TensorKind, TensorNode};
 pub use layout::{layout, EdgeLine, Layout, NodePos};
 pub use passes::{Pass, Passes};
+pub use plan::{plan, CellPlan, ConvPart, PlanTerm, Step, Target, ValueId, Weights};
 pub use print::{describe, describe_at, DEFAULT_BATCH};
