@@ -16,6 +16,9 @@
 //   dx_train[_affine]        dy, x, stats, sums, γ   → out = γ·invstd·(dy − Σdy/M − x̂·Σdy·x̂/M)
 //   dx_eval[_affine]         dy, invstd, γ           → out = γ·invstd·dy
 //
+// With the override XHAT the backward kernels read x̂ itself from `x` (mean and the x̂ of
+// grad_partial/dx_train come from it directly; invstd still scales dx).
+//
 // Variants are separate entry points (not flags) so that each binds only the tensors it
 // touches: optional tensors (γ, β, running stats) then need no placeholder buffers.
 // The grid may be 2-D; the linear workgroup index is wid.x + wid.y * nwg.x.
@@ -44,6 +47,10 @@ struct Params {
 @group(0) @binding(10) var<storage, read_write> out: array<f32>;
 @group(0) @binding(11) var<storage, read_write> dgamma: array<f32>; // also Σ dy·x̂ for dx
 @group(0) @binding(12) var<storage, read_write> dbeta: array<f32>;  // also Σ dy for dx
+
+// Set when the backward kernels are given the normalised output x̂ in place of x (a
+// non-affine BN that keeps its output instead of its input, so no extra tensor is saved).
+override XHAT: bool = false;
 
 const WG: u32 = 256u;
 const FWG: u32 = 64u;   // finalize kernels: one thread per channel
@@ -202,7 +209,7 @@ fn grad_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     for (var j = r.x + lid; j < r.y; j += WG) {
         let a = addr(c, j);
         let d = dy[a];
-        acc += vec2<f32>(d, d * (x[a] - m) * is);
+        acc += vec2<f32>(d, d * select((x[a] - m) * is, x[a], XHAT));
     }
     let t = reduce2(lid, acc);
     if (lid == 0u) {
@@ -229,7 +236,7 @@ fn grad_finalize(@builtin(global_invocation_id) gid: vec3<u32>) {
 // dx = scale·(dy − Σdy/M − x̂·Σ(dy·x̂)/M).
 fn dx_train_at(i: u32, c: u32, scale: f32) {
     let inv_m = 1.0 / f32(p.n * p.hw);
-    let xh = (x[i] - mean[c]) * invstd[c];
+    let xh = select((x[i] - mean[c]) * invstd[c], x[i], XHAT);
     out[i] = scale * (dy[i] - dbeta[c] * inv_m - xh * dgamma[c] * inv_m);
 }
 

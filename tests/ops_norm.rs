@@ -329,3 +329,30 @@ fn statistics_stay_accurate_far_from_zero() {
     assert_close("far mean", &down(&st.mean), &wm, RTOL);
     assert_close("far invstd", &down(&st.invstd), &wi, RTOL);
 }
+
+/// The BN that keeps its output equals the plain non-affine BN with batch statistics, in
+/// value and in dx (its backward reads x̂ from the saved output instead of x), on every shape.
+#[test]
+fn keep_output_bn_equals_plain_bn() {
+    let gpu = gpu();
+    for (i, s) in SHAPES.iter().enumerate() {
+        let n: usize = s.iter().product();
+        let x = up(&input(900 + i as u64, *s), s);
+        let dy = up(&randn(950 + i as u64, n), s);
+        let run = |keep: bool| {
+            let tape = Tape::new(&gpu);
+            let xv = tape.leaf(&x);
+            let y = if keep {
+                norm::batch_norm_keep_output(&tape, &xv, BnConfig::default()).unwrap()
+            } else {
+                norm::batch_norm(&tape, &xv, None, None, true, BnConfig::default()).unwrap()
+            };
+            let g = tape.backward_with(&y, dy.clone(), &[&xv]).unwrap();
+            (down(&y.tensor), down(g.get(&xv).unwrap()))
+        };
+        let (y0, dx0) = run(false);
+        let (y1, dx1) = run(true);
+        assert_close(&format!("keep-output y {s:?}"), &y1, &y0, RTOL);
+        assert_close(&format!("keep-output dx {s:?}"), &dx1, &dx0, RTOL);
+    }
+}

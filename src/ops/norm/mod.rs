@@ -197,6 +197,18 @@ fn check_running(op: &'static str, rm: &Tensor, rv: &Tensor, c: usize) -> Result
 
 /// Records one launch; `set` places tensors in their slots, the rest are unused by `entry`.
 fn launch(gpu: &Gpu, entry: &str, params: &Params, groups: [u32; 3], set: &[(usize, &Tensor)]) -> Result<()> {
+    launch_with(gpu, entry, false, params, groups, set)
+}
+
+/// [`launch`] with the `XHAT` override: the kernel reads x̂ from the `x` slot.
+fn launch_with(
+    gpu: &Gpu,
+    entry: &str,
+    xhat: bool,
+    params: &Params,
+    groups: [u32; 3],
+    set: &[(usize, &Tensor)],
+) -> Result<()> {
     let Some(&(_, filler)) = set.first() else {
         return Err(Error::invalid("batch_norm", "launch without tensors"));
     };
@@ -204,7 +216,11 @@ fn launch(gpu: &Gpu, entry: &str, params: &Params, groups: [u32; 3], set: &[(usi
     for &(i, t) in set {
         slots[i] = t;
     }
-    gpu.dispatch(SHADER, entry, params, &slots, groups)
+    if xhat {
+        gpu.dispatch_with(SHADER, entry, &[("XHAT", 1.0)], params, &slots, groups)
+    } else {
+        gpu.dispatch(SHADER, entry, params, &slots, groups)
+    }
 }
 
 /// Grid of one invocation per element (256 per workgroup).
@@ -356,7 +372,7 @@ pub fn batch_norm_backward_train(
     gamma: Option<&Tensor>,
     needs: [bool; 3],
 ) -> Result<BnGrads> {
-    backward(gpu, dy, x, stats, gamma, needs, true)
+    backward(gpu, dy, x, stats, gamma, needs, true, false)
 }
 
 /// Backward of [`batch_norm_eval`]: the statistics (from [`eval_stats`]) are constants.
@@ -368,9 +384,11 @@ pub fn batch_norm_backward_eval(
     gamma: Option<&Tensor>,
     needs: [bool; 3],
 ) -> Result<BnGrads> {
-    backward(gpu, dy, x, stats, gamma, needs, false)
+    backward(gpu, dy, x, stats, gamma, needs, false, false)
 }
 
+/// `x` is the input, or x̂ itself (the output of a non-affine BN) when `xhat`.
+#[allow(clippy::too_many_arguments)]
 fn backward(
     gpu: &Gpu,
     dy: &Tensor,
@@ -379,6 +397,7 @@ fn backward(
     gamma: Option<&Tensor>,
     needs: [bool; 3],
     batch: bool,
+    xhat: bool,
 ) -> Result<BnGrads> {
     const OP: &str = "batch_norm_backward";
     let d = Dims::of(OP, x)?;
@@ -390,11 +409,11 @@ fn backward(
     }
     let [need_dx, need_dg, need_db] = needs;
     // Batch-statistics dx depends on Σ dy and Σ dy·x̂; evaluation-mode dx does not.
-    let sums = if need_dg || need_db || (need_dx && batch) { Some(grad_sums(gpu, dy, x, stats, d)?) } else { None };
+    let sums = if need_dg || need_db || (need_dx && batch) { Some(grad_sums(gpu, dy, x, stats, d, xhat)?) } else { None };
     let dx = if need_dx {
         // Evaluation-mode dx ignores the sums even when dγ or dβ made us compute them.
         let centring = sums.as_ref().filter(|_| batch);
-        Some(grad_input(gpu, dy, x, stats, gamma, centring, d)?)
+        Some(grad_input(gpu, dy, x, stats, gamma, centring, d, xhat)?)
     } else {
         None
     };
@@ -403,14 +422,14 @@ fn backward(
 }
 
 /// `(Σ dy·x̂, Σ dy)` per channel, i.e. `(dγ, dβ)`: chunk partials, then one thread per channel.
-fn grad_sums(gpu: &Gpu, dy: &Tensor, x: &Tensor, stats: &BnStats, d: Dims) -> Result<(Tensor, Tensor)> {
+fn grad_sums(gpu: &Gpu, dy: &Tensor, x: &Tensor, stats: &BnStats, d: Dims, xhat: bool) -> Result<(Tensor, Tensor)> {
     let p = d.params(BnConfig::default());
     let part = Tensor::empty(gpu, &[d.c, d.chunking().0, 2], "bn grad partials")?;
     let dgamma = Tensor::empty(gpu, &[d.c], "bn dgamma")?;
     let dbeta = Tensor::empty(gpu, &[d.c], "bn dbeta")?;
     let sets =
         [(slot::X, x), (slot::DY, dy), (slot::MEAN, &stats.mean), (slot::INVSTD, &stats.invstd), (slot::PART, &part)];
-    launch(gpu, "grad_partial", &p, chunk_grid(gpu, d), &sets)?;
+    launch_with(gpu, "grad_partial", xhat, &p, chunk_grid(gpu, d), &sets)?;
     let sets = [(slot::PART, &part), (slot::DGAMMA, &dgamma), (slot::DBETA, &dbeta)];
     launch(gpu, "grad_finalize", &p, channel_grid(d), &sets)?;
     Ok((dgamma, dbeta))
@@ -426,6 +445,7 @@ fn grad_input(
     gamma: Option<&Tensor>,
     sums: Option<&(Tensor, Tensor)>,
     d: Dims,
+    xhat: bool,
 ) -> Result<Tensor> {
     let dx = Tensor::empty(gpu, x.shape(), "batch_norm grad")?;
     let mut sets = vec![(slot::DY, dy), (slot::INVSTD, &stats.invstd), (slot::OUT, &dx)];
@@ -442,7 +462,7 @@ fn grad_input(
         (false, false) => "dx_eval",
     };
     let p = d.params(BnConfig::default());
-    launch(gpu, entry, &p, elementwise_grid(gpu, d), &sets)?;
+    launch_with(gpu, entry, xhat && sums.is_some(), &p, elementwise_grid(gpu, d), &sets)?;
     Ok(dx)
 }
 
@@ -463,7 +483,7 @@ impl Backward for BatchNormBackward {
     fn backward(&mut self, gpu: &Gpu, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         let need = |i: usize| needs.get(i).copied().unwrap_or(false);
         let g =
-            backward(gpu, grad, &self.x, &self.stats, self.gamma.as_ref(), [need(0), need(1), need(2)], self.batch)?;
+            backward(gpu, grad, &self.x, &self.stats, self.gamma.as_ref(), [need(0), need(1), need(2)], self.batch, false)?;
         let mut out = vec![g.dx];
         if needs.len() == 3 {
             out.extend([g.dgamma, g.dbeta]);
@@ -503,4 +523,33 @@ pub fn batch_norm(
     Ok(tape.record(&inputs, y, || {
         Box::new(BatchNormBackward { x: x.tensor.clone(), stats, gamma: aff.map(|(g, _)| g.clone()), batch })
     }))
+}
+
+/// Saved state of [`batch_norm_keep_output`]: its output x̂ and the batch statistics.
+struct KeepOutputBackward {
+    y: Tensor,
+    stats: BnStats,
+}
+
+impl Backward for KeepOutputBackward {
+    fn name(&self) -> &'static str {
+        "batch_norm_keep_output"
+    }
+
+    fn backward(&mut self, gpu: &Gpu, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let need = needs.first().copied().unwrap_or(false);
+        Ok(vec![backward(gpu, grad, &self.y, &self.stats, None, [need, false, false], true, true)?.dx])
+    }
+}
+
+/// Tape op: non-affine BatchNorm2d with batch statistics (`affine = False,
+/// track_running_stats = False`, the NB201 and DARTS candidate BN), equal to
+/// [`batch_norm`]`(x, None, None, true, cfg)` in value and gradient. Its backward needs only
+/// x̂ = its own output (`dx = invstd·(dy − Σdy/M − x̂·Σ(dy·x̂)/M)`), so it keeps the output
+/// instead of the input: when the output is saved anyway (by a mixed op), no tensor is
+/// kept for the BN at all.
+pub fn batch_norm_keep_output(tape: &Tape, x: &Var, cfg: BnConfig) -> Result<Var> {
+    let (y, stats) = batch_norm_train(tape.gpu(), &x.tensor, None, None, cfg)?;
+    let saved = y.clone();
+    Ok(tape.record(&[x], y, || Box::new(KeepOutputBackward { y: saved, stats })))
 }
