@@ -12,7 +12,7 @@ struct Params {
     s: u32,      // merge: candidate kernel size; dwmerge: W
     ia: u32,     // flat index into `wts` of w_m (merge) or of a (dwmerge)
     ib: u32,     // dwmerge: flat index into `wts` of b
-    flags: u32,  // knorm: bit 0 gain given; merge: bit 0 accumulate; dwmerge: bit 0 has a, bit 1 has b
+    flags: u32,  // knorm: bit 0 gain given; merge: bit 0 accumulate; dwmerge: bit 0 has a, bit 1 has b, bit 2 accumulate into out
     eps: f32,    // knorm: added to ‖K[o]‖² under the square root
     chunk: u32,  // dwmerge weight partials: elements per workgroup; finish: number of partials
 }
@@ -196,13 +196,15 @@ fn pool_at(i: u32) -> f32 {
     return sum / f32((y1 - y0 + 1u) * (x1 - x0 + 1u));
 }
 
-// out = a·x + b·avgpool(x)
+// out (+)= a·x + b·avgpool(x)
 @compute @workgroup_size(256)
 fn dwmerge_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = linear_wg(wid, nwg) * WG + lid.x;
     if (i >= p.n) { return; }
-    out[i] = a_weight() * a[i] + b_weight() * pool_at(i);
+    var prev = 0.0;
+    if ((p.flags & 4u) != 0u) { prev = out[i]; }
+    out[i] = prev + a_weight() * a[i] + b_weight() * pool_at(i);
 }
 
 // out = dx = a·dy + b·Σ_{q ∈ window(i)} dy[q] / count(q)   (the window is symmetric)

@@ -243,3 +243,28 @@ fn tape_skip_avgpool_needs_skipping() {
         }
     }
 }
+
+#[test]
+fn skip_avgpool_accumulates_in_place_into_a_node() {
+    // acc += a·x + b·avgpool(x), written into acc's own buffer; acc's gradient is dy.
+    let shape = [2usize, 3, 5, 7];
+    let n: usize = shape.iter().product();
+    let (xs, accs, dy) = (randn(71, n), randn(72, n), randn(73, n));
+    let w = randn(74, 3);
+    let tape = Tape::new(gpu());
+    let wv = tape.leaf(&up(&w, &[3]));
+    let x = tape.leaf(&up(&xs, &shape));
+    let acc = tape.leaf(&up(&accs, &shape));
+    let y = reparam::skip_avgpool_acc(&tape, &wv, 0, Some(0), Some(2), &x, Some(&acc)).unwrap();
+    assert!(y.tensor.same_storage(&acc.tensor), "the sum is written into the accumulator");
+    let want: Vec<f32> =
+        cpu::skip_avgpool(&xs, shape, w[0], w[2]).iter().zip(&accs).map(|(s, a)| s + a).collect();
+    assert_close("accumulated", &down(&y.tensor), &want, RTOL);
+    let grads = tape.backward_with(&y, up(&dy, &shape), &[&wv, &x, &acc]).unwrap();
+    let (dx, da, db) = cpu::skip_avgpool_backward(&xs, shape, w[0], w[2], &dy);
+    assert_close("acc dx", &down(grads.get(&x).unwrap()), &dx, RTOL);
+    assert_close("acc dw", &down(grads.get(&wv).unwrap()), &[da, 0.0, db], RTOL);
+    assert_close("acc dacc", &down(grads.get(&acc).unwrap()), &dy, RTOL);
+    let err = reparam::skip_avgpool_acc(&tape, &wv, 0, Some(0), None, &x, Some(&x));
+    assert!(err.is_err(), "an accumulator aliasing x is an error");
+}

@@ -18,7 +18,7 @@
 pub mod cpu;
 mod tape;
 
-pub use tape::{kernel_norm, merge_kernels, skip_avgpool};
+pub use tape::{kernel_norm, merge_kernels, skip_avgpool, skip_avgpool_acc};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -300,10 +300,31 @@ impl SkipPool {
 
 /// `y = a·x + b·avgpool3x3(x)` (count_include_pad = false) as a new tensor of x's shape.
 pub fn skip_avgpool_forward(gpu: &Gpu, weights: &Tensor, sp: &SkipPool, x: &Tensor) -> Result<Tensor> {
-    let p = sp.params("skip_avgpool", weights, x.shape())?;
     let y = Tensor::empty(gpu, x.shape(), "skip_avgpool out")?;
-    gpu.dispatch(SHADER, "dwmerge_fwd", &p, &[x, x, weights, &y], elementwise_grid(gpu, x.numel()))?;
+    skip_avgpool_into(gpu, weights, sp, x, &y, false)?;
     Ok(y)
+}
+
+/// `out (+)= a·x + b·avgpool3x3(x)` in place: with `accumulate` the result is added to
+/// `out` (a node accumulator), else it overwrites it. `out` has x's shape and is not x.
+pub fn skip_avgpool_into(
+    gpu: &Gpu,
+    weights: &Tensor,
+    sp: &SkipPool,
+    x: &Tensor,
+    out: &Tensor,
+    accumulate: bool,
+) -> Result<()> {
+    const OP: &str = "skip_avgpool";
+    let mut p = sp.params(OP, weights, x.shape())?;
+    out.expect_shape(OP, x.shape())?;
+    if out.same_storage(x) || out.same_storage(weights) {
+        return Err(Error::invalid(OP, format!("output '{}' aliases an input", out.name())));
+    }
+    if accumulate {
+        p.flags |= 4;
+    }
+    gpu.dispatch(SHADER, "dwmerge_fwd", &p, &[x, x, weights, out], elementwise_grid(gpu, x.numel()))
 }
 
 /// `dx = a·dy + b·Σ_{q ∈ window(p)} dy[q] / count(q)`.

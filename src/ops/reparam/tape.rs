@@ -3,7 +3,7 @@
 use super::{
     kernel_norm_backward_gain, kernel_norm_backward_kernel, kernel_norm_forward, merge_kernels_backward_kernels,
     merge_kernels_backward_weights, merge_kernels_forward, skip_avgpool_backward_weights, skip_avgpool_backward_x,
-    skip_avgpool_forward, SkipPool,
+    skip_avgpool_forward, skip_avgpool_into, SkipPool,
 };
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -107,7 +107,8 @@ pub fn merge_kernels(
     }))
 }
 
-/// Backward of [`skip_avgpool`]. Inputs on the tape: `[weights, x]`.
+/// Backward of [`skip_avgpool`]. Inputs on the tape: `[weights, x]`, then the accumulator
+/// when there is one (its gradient is the upstream gradient itself).
 struct SkipPoolBackward {
     weights: Tensor,
     sp: SkipPool,
@@ -129,7 +130,11 @@ impl Backward for SkipPoolBackward {
             }
         };
         let dx = need(needs, 1).then(|| skip_avgpool_backward_x(gpu, &self.weights, &self.sp, grad)).transpose()?;
-        Ok(vec![dw, dx])
+        let mut out = vec![dw, dx];
+        if needs.len() == 3 {
+            out.push(need(needs, 2).then(|| grad.clone()));
+        }
+        Ok(out)
     }
 }
 
@@ -145,9 +150,31 @@ pub fn skip_avgpool(
     col_pool: Option<usize>,
     x: &Var,
 ) -> Result<Var> {
+    skip_avgpool_acc(tape, weights, row, col_skip, col_pool, x, None)
+}
+
+/// [`skip_avgpool`] added in place into `acc` (a node accumulator): the returned value shares
+/// `acc`'s buffer, and no new tensor is made. With `acc = None` it is [`skip_avgpool`].
+/// Gradient of `acc`: the upstream gradient itself.
+pub fn skip_avgpool_acc(
+    tape: &Tape,
+    weights: &Var,
+    row: usize,
+    col_skip: Option<usize>,
+    col_pool: Option<usize>,
+    x: &Var,
+    acc: Option<&Var>,
+) -> Result<Var> {
     let sp = SkipPool { row, col_skip, col_pool };
-    let y = skip_avgpool_forward(tape.gpu(), &weights.tensor, &sp, &x.tensor)?;
-    Ok(tape.record(&[weights, x], y, || {
+    let gpu = tape.gpu();
+    let (y, inputs) = match acc {
+        Some(acc) => {
+            skip_avgpool_into(gpu, &weights.tensor, &sp, &x.tensor, &acc.tensor, true)?;
+            (acc.tensor.clone(), vec![weights, x, acc])
+        }
+        None => (skip_avgpool_forward(gpu, &weights.tensor, &sp, &x.tensor)?, vec![weights, x]),
+    };
+    Ok(tape.record(&inputs, y, || {
         let saved = weights.tracked().then(|| x.tensor.clone());
         Box::new(SkipPoolBackward { weights: weights.tensor.clone(), sp, x: saved })
     }))
