@@ -68,3 +68,22 @@ fn untracked_inputs_record_nothing() {
     assert!(!y.tracked());
     assert!(tape.is_empty());
 }
+
+#[test]
+fn concat0_stacks_rows_and_splits_the_gradient_back() {
+    use wgnas::ops::eltwise::concat0;
+    let (a, b) = (randn(81, 2 * 3 * 3), randn(82, 5 * 3 * 3));
+    let tape = Tape::new(gpu());
+    let av = tape.leaf(&up(&a, &[2, 3, 3]));
+    let bv = tape.leaf(&up(&b, &[5, 3, 3]));
+    let y = concat0(&tape, &[&av, &bv]).unwrap();
+    assert_eq!(y.shape(), &[7, 3, 3]);
+    let want: Vec<f32> = a.iter().chain(&b).copied().collect();
+    assert_eq!(down(&y.tensor), want, "a copy is exact");
+    let dy = randn(83, 63);
+    let g = tape.backward_with(&y, up(&dy, &[7, 3, 3]), &[&bv]).unwrap();
+    assert!(g.get(&av).is_none(), "only the requested part gets a gradient");
+    assert_eq!(down(g.get(&bv).unwrap()), dy[18..].to_vec());
+    let bad = tape.leaf(&up(&a, &[2, 9]));
+    assert!(concat0(&tape, &[&av, &bad]).is_err(), "mismatched trailing dimensions are an error");
+}

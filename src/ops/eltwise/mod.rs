@@ -2,6 +2,9 @@
 //! Shader: `shaders/eltwise.wgsl`.
 
 pub mod cpu;
+/// Stacking along the first dimension (the wide conv of batched siblings).
+pub mod concat;
+pub use concat::{concat0, concat0_forward};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
