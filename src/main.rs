@@ -61,7 +61,8 @@ enum Command {
         out: Option<std::path::PathBuf>,
     },
     /// Print a search space's cell graph: candidate module chains, modules that read the same
-    /// input (what TopoNAS can share), and kernels and activation bytes per cell.
+    /// input (what TopoNAS can share), and kernels and activation bytes per cell; with
+    /// --passes, the cell's execution plan under those passes and its costs next to off's.
     Topo {
         /// Search space (nb201).
         #[arg(long, default_value = "nb201")]
@@ -75,6 +76,9 @@ enum Command {
         /// Batch size for the cost figures.
         #[arg(long, default_value_t = 64)]
         batch: usize,
+        /// TopoNAS passes: off, exact, full or a comma-separated pass list (as --simplify).
+        #[arg(long, value_name = "LEVEL|PASSES")]
+        passes: Option<wgnas::topo::Passes>,
     },
     /// Look up a cell in the NAS-Bench-201 table: test accuracies, ranks and percentiles.
     Query {
@@ -130,6 +134,29 @@ enum BenchCommand {
         #[arg(long)]
         warmup: Option<usize>,
     },
+    /// One search step on the NB201 supernet under each TopoNAS simplification level, in one
+    /// process: ms, peak memory, kernels, and their ratios to off.
+    Simplify {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Shapes: small (C8 N1 batch 16 16x16, the default), full (C16 N5 batch 64 32x32) or both.
+        #[arg(long, value_name = "full|small|both")]
+        shapes: Option<wgnas::bench::search_step::ShapeSet>,
+        /// Strategy to step (default darts-1st).
+        #[arg(long)]
+        strategy: Option<String>,
+        /// Timed steps per level and shape (default 5).
+        #[arg(long)]
+        reps: Option<usize>,
+        /// Unmeasured warm-up steps first (default 2; at least 1).
+        #[arg(long)]
+        warmup: Option<usize>,
+        /// Levels, comma-separated: off, exact, full, or passes joined by '+'
+        /// (e.g. off,share-relu+inplace-mix); default off,exact,full.
+        #[arg(long)]
+        levels: Option<String>,
+    },
 }
 
 fn main() {
@@ -146,7 +173,7 @@ fn run(command: Command, choice: &AdapterChoice) -> wgnas::Result<()> {
         Command::Devices { json } => devices(choice, json),
         Command::Search { flags, resume, init_from } => run_search(choice, &flags, resume, init_from),
         Command::Export { run, format, out } => export(&run, &format, out),
-        Command::Topo { space, ops, channels, batch } => topo(&space, &ops, channels, batch),
+        Command::Topo { space, ops, channels, batch, passes } => topo(&space, &ops, channels, batch, passes),
         Command::Query { arch, nb201, json } => wgnas::cli::query::run(&arch, nb201.as_deref(), json),
         Command::Demo { steps, seed, compare_cpu } => run_demo(choice, steps, seed, compare_cpu),
         Command::Bench { what: BenchCommand::Kernels { json, small, reps } } => {
@@ -154,6 +181,10 @@ fn run(command: Command, choice: &AdapterChoice) -> wgnas::Result<()> {
         }
         Command::Bench { what: BenchCommand::SearchStep { json, shapes, full, strategies, reps, warmup } } => {
             bench_search_step(choice, json, shapes, full, strategies, reps, warmup)
+        }
+        Command::Bench { what: BenchCommand::Simplify { json, shapes, strategy, reps, warmup, levels } } => {
+            let opts = SimplifyOpts { json, shapes, strategy, reps, warmup, levels };
+            bench_simplify(choice, opts)
         }
     }
 }
@@ -310,7 +341,53 @@ fn bench_search_step(
     Ok(())
 }
 
-fn topo(space: &str, ops: &[String], channels: usize, batch: usize) -> wgnas::Result<()> {
+/// The flags of `bench simplify`.
+struct SimplifyOpts {
+    json: bool,
+    shapes: Option<wgnas::bench::search_step::ShapeSet>,
+    strategy: Option<String>,
+    reps: Option<usize>,
+    warmup: Option<usize>,
+    levels: Option<String>,
+}
+
+fn bench_simplify(choice: &AdapterChoice, o: SimplifyOpts) -> wgnas::Result<()> {
+    use wgnas::bench::simplify::{self, Progress, SimplifyBenchConfig};
+    // Bad levels fail before the adapter is opened.
+    let levels = o.levels.as_deref().map(simplify::parse_levels).transpose()?;
+    let gpu = Gpu::new(choice)?;
+    let mut cfg = SimplifyBenchConfig::new();
+    cfg.shapes = o.shapes.unwrap_or(cfg.shapes);
+    cfg.levels = levels.unwrap_or(cfg.levels);
+    cfg.strategy = o.strategy.unwrap_or(cfg.strategy);
+    cfg.reps = o.reps.unwrap_or(cfg.reps).max(1);
+    cfg.warmup = o.warmup.unwrap_or(cfg.warmup).max(1);
+    eprintln!(
+        "benchmarking {} steps under each simplification on {} ({} warm-up + {} timed steps each)...",
+        cfg.strategy,
+        gpu.describe(),
+        cfg.warmup,
+        cfg.reps
+    );
+    let report = simplify::run(&gpu, cfg, &mut |p| match p {
+        Progress::Start { level, shape } => eprintln!("  {level:<14} {:<6} {} ...", shape.name, shape.describe()),
+        Progress::Row { level, row } => eprintln!("  {level:<14} {:<6} {:>12.2} ms/step", row.shape, row.ms),
+    })?;
+    if o.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        print!("{}", simplify::format_table(&report));
+    }
+    Ok(())
+}
+
+fn topo(
+    space: &str,
+    ops: &[String],
+    channels: usize,
+    batch: usize,
+    passes: Option<wgnas::topo::Passes>,
+) -> wgnas::Result<()> {
     use wgnas::space::nb201::{Nb201Config, Nb201Op};
     if space != "nb201" {
         return Err(wgnas::Error::invalid("topo", format!("space '{space}' is not available yet; use nb201")));
@@ -329,5 +406,8 @@ fn topo(space: &str, ops: &[String], channels: usize, batch: usize) -> wgnas::Re
     cfg.validate()?;
     let graph = wgnas::topo::CellGraph::nb201(&cfg)?;
     print!("{}", wgnas::topo::describe_at(&graph, batch)?);
+    if let Some(p) = passes {
+        print!("\n{}", wgnas::topo::describe_plan(&graph, p, batch)?);
+    }
     Ok(())
 }

@@ -46,3 +46,24 @@ fn query_and_topo_print_what_they_are_asked() {
     let (ok, text) = wgnas(&["topo", "--space", "nb201"]);
     assert!(ok && text.contains("ReLU on n0: read by 6 candidates"), "{text}");
 }
+
+#[test]
+fn topo_with_passes_prints_the_plan_and_the_comparison() {
+    let (ok, text) = wgnas(&["topo", "--space", "nb201", "--passes", "exact"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("execution plan of one cell, simplify exact"), "{text}");
+    assert!(text.contains("v6 = BN(Conv1x1(v4; e0:conv1x1[col 2], e1:conv1x1[col 2], e3:conv1x1[col 2]))"), "{text}");
+    assert!(text.contains("cost, off vs exact"), "{text}");
+    let (ok, text) = wgnas(&["topo", "--passes", "share-relu,warp-drive"]);
+    assert!(!ok && text.contains("warp-drive") && text.contains("merge-convs"), "{text}");
+}
+
+#[test]
+fn bad_simplify_values_fail_with_the_valid_ones() {
+    let (ok, text) = wgnas(&["search", "--simplify", "fastest"]);
+    assert!(!ok && text.contains("fastest") && text.contains("exact") && text.contains("inplace-mix"), "{text}");
+    let (ok, text) = wgnas(&["search", "--set", "space.simplify=fastest"]);
+    assert!(!ok && text.contains("fastest") && text.contains("exact"), "{text}");
+    let (ok, text) = wgnas(&["bench", "simplify", "--levels", "off,fastest"]);
+    assert!(!ok && text.contains("fastest") && text.contains("full"), "{text}");
+}

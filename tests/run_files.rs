@@ -129,6 +129,39 @@ fn config_hash_follows_the_math_not_the_bookkeeping() {
 }
 
 #[test]
+fn simplify_is_a_space_key_that_loads_overrides_and_hashes() {
+    use wgnas::topo::{Pass, Passes};
+    let off = SearchConfig::default();
+    assert_eq!(off.space.simplify, Passes::OFF);
+    // `off` leaves the hash as it was before the key existed, so older runs still resume.
+    assert_eq!(off.config_hash(), "d7d930b381b61b95");
+    let darts = SearchConfig::load(Path::new("configs/nb201-darts-1st.toml")).unwrap();
+    assert_eq!(darts.config_hash(), "dc4cc84007aa5c81");
+
+    let exact = parse("[space]\nsimplify = \"exact\"\n").unwrap();
+    assert_eq!(exact.space.simplify, Passes::EXACT);
+    assert_ne!(exact.config_hash(), off.config_hash(), "a resumed run must use the recorded passes");
+    let list = parse("[space]\nsimplify = \"share-relu, inplace-mix\"\n").unwrap();
+    assert_eq!(list.space.simplify, Passes::of(&[Pass::ShareRelu, Pass::InplaceMix]));
+    assert_ne!(list.config_hash(), exact.config_hash());
+    let text = list.to_toml_string().unwrap();
+    assert!(text.contains("simplify = \"share-relu,inplace-mix\"\n"), "{text}");
+    assert_eq!(parse(&text).unwrap(), list);
+    assert!(off.key_values().contains(&("space.simplify".into(), "\"off\"".into())));
+
+    let e = err_text(parse("[space]\nsimplify = \"fast\"\n"));
+    assert!(e.contains("'fast'") && e.contains("off, exact, full") && e.contains("merge-linear"), "{e}");
+    let mut c = SearchConfig::default();
+    c.apply_override("space.simplify=full").unwrap();
+    assert_eq!(c.space.simplify, Passes::FULL);
+    c.apply_override("space.simplify=batch-convs,share-relu").unwrap();
+    assert_eq!(c.space.simplify, Passes::of(&[Pass::ShareRelu, Pass::BatchConvs]));
+    let e = err_text(c.apply_override("space.simplify=fast"));
+    assert!(e.contains("'fast'") && e.contains("exact"), "{e}");
+    assert_eq!(c.space.simplify, Passes::of(&[Pass::ShareRelu, Pass::BatchConvs]), "a failed override changes nothing");
+}
+
+#[test]
 fn overrides_set_any_key_with_its_type() {
     let mut c = SearchConfig::default();
     c.apply_overrides(&[
@@ -322,6 +355,13 @@ fn config_flags_parse_as_clap_arguments() {
     .unwrap();
     let c = cli.flags.resolve().unwrap();
     assert_eq!((c.run.epochs, c.run.seed, c.data.limit, c.space.channels), (3, 5, 64, 4));
+    assert!(c.space.simplify.is_off());
+    // --simplify is a typed flag; --set still comes last.
+    let cli = Cli::try_parse_from(["wgnas", "--simplify", "exact"]).unwrap();
+    assert_eq!(cli.flags.resolve().unwrap().space.simplify, wgnas::topo::Passes::EXACT);
+    let cli = Cli::try_parse_from(["wgnas", "--simplify", "exact", "--set", "space.simplify=full"]).unwrap();
+    assert_eq!(cli.flags.resolve().unwrap().space.simplify, wgnas::topo::Passes::FULL);
+    assert!(Cli::try_parse_from(["wgnas", "--simplify", "warp"]).is_err());
 }
 
 // ---- run folder and atomic writes ------------------------------------------------------
@@ -853,6 +893,7 @@ fn plain_progress_prints_lines_for_logs() {
     assert!(!text.contains('\r') && !text.contains('\x1b'), "no terminal codes in logs: {text:?}");
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("search nb201 / darts-1st on lavapipe (Vulkan): 2 epochs × 4 steps"), "{}", lines[0]);
+    assert!(lines[0].contains(", simplify off; run folder"), "the banner names the simplification: {}", lines[0]);
     // Step 1 (global 1) of 8: 7 steps left at 12.5 ms.
     assert_eq!(lines[1], "epoch 1/2 step 2/4 | loss 2.290 / 2.310 | acc 11.0% | 12.5 ms/step | ETA 0s");
     assert!(

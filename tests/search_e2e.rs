@@ -177,3 +177,16 @@ fn bad_configurations_fail_with_errors_not_panics() {
     assert!(matches!(events.last(), Some(RunEvent::Failed(_))));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_supernet_runs_with_the_configured_simplification() {
+    let mut cfg = tiny("darts-1st", &tmp("simplify"));
+    cfg.apply_override("space.simplify=exact").unwrap();
+    let data = wgnas::run::setup::load_data(&cfg).unwrap();
+    let model = wgnas::run::setup::build_model(common::gpu(), &cfg, &data.data).unwrap();
+    assert_eq!(model.passes(), wgnas::topo::Passes::EXACT);
+    // The run folder records it, and a resume reads it from there.
+    let folder = RunFolder::create(&cfg).unwrap();
+    assert_eq!(folder.read_config().unwrap().space.simplify, wgnas::topo::Passes::EXACT);
+    let _ = std::fs::remove_dir_all(folder.dir());
+}

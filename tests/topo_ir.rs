@@ -10,8 +10,8 @@ use wgnas::search::{ArchMode, SearchModel};
 use wgnas::space::nb201::{Nb201Config, Nb201Op, Nb201Supernet, EDGES};
 use wgnas::tensor::tape::{Tape, Var};
 use wgnas::topo::{
-    cell_cost, describe, describe_at, layout, network_cost, sharing_groups, CellGraph, CellShape, Grads, Module,
-    TensorId, TensorKind, TensorNode,
+    cell_cost, describe, describe_at, describe_plan, layout, network_cost, plan, plan_cost, sharing_groups, CellGraph,
+    CellShape, Grads, Module, Passes, TensorId, TensorKind, TensorNode,
 };
 
 use Nb201Op::{AvgPool3x3, NorConv1x1, NorConv3x3, SkipConnect};
@@ -246,6 +246,12 @@ fn layout_is_deterministic_and_inside_the_unit_square() {
     assert_eq!(a.edges[0].candidates.len(), 5);
 }
 
+/// Tests that count the shared GPU's dispatches must not overlap.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Forward dispatches of a tiny supernet with `cells` cells per stage, weights and α tracked.
 fn forward_dispatches(ops: &[Nb201Op], cells: usize) -> u64 {
     let cfg = Nb201Config { channels: 4, cells, ops: ops.to_vec(), in_channels: 3, input_size: 8, classes: 5 };
@@ -263,6 +269,7 @@ fn forward_dispatches(ops: &[Nb201Op], cells: usize) -> u64 {
 // the real supernet records: the cost model mirrors today's launchers.
 #[test]
 fn cost_model_matches_the_supernets_recorded_dispatches() {
+    let _serial = serial();
     for ops in [Nb201Op::ALL.to_vec(), vec![SkipConnect, NorConv3x3, AvgPool3x3]] {
         let g = CellGraph::nb201(&Nb201Config { ops: ops.clone(), ..Nb201Config::default() }).unwrap();
         let shape = CellShape { batch: 2, channels: 4, height: 8, width: 8 };
@@ -271,6 +278,83 @@ fn cost_model_matches_the_supernets_recorded_dispatches() {
         assert_eq!(extra, 3 * per_cell, "ops {ops:?}");
     }
     gpu().flush().unwrap();
+}
+
+/// Forward and backward dispatches of one weight-and-α gradient of a supernet with `cells`
+/// cells per stage at batch 8, C = 8, 16×16 (large enough for the split-K reductions that the
+/// backward estimate assumes), under `passes`.
+fn step_dispatches(passes: Passes, cells: usize) -> (u64, u64) {
+    let cfg =
+        Nb201Config { channels: 8, cells, ops: Nb201Op::ALL.to_vec(), in_channels: 3, input_size: 16, classes: 5 };
+    let mut model = Nb201Supernet::new(gpu(), cfg, 7).unwrap();
+    model.set_passes(passes);
+    let tape = Tape::new(gpu());
+    let w: Vec<Var> = model.weights().iter().map(|t| tape.leaf(t)).collect();
+    let a: Vec<Var> = model.alphas().iter().map(|t| tape.leaf(t)).collect();
+    let x = up(&randn(2, 8 * 3 * 16 * 16), &[8, 3, 16, 16]);
+    let labels = up(&[1.0, 0.0, 4.0, 2.0, 3.0, 1.0, 0.0, 2.0], &[8]);
+    let t0 = gpu().work().dispatches;
+    let logits = model.forward(&tape, &x, &w, &a, &ArchMode::Softmax, true).unwrap();
+    let t1 = gpu().work().dispatches;
+    let (loss, _) = wgnas::ops::loss::cross_entropy(&tape, &logits, &labels).unwrap();
+    let t2 = gpu().work().dispatches;
+    let wrt: Vec<&Var> = w.iter().chain(&a).collect();
+    tape.backward(&loss, &wrt).unwrap();
+    let t3 = gpu().work().dispatches;
+    gpu().flush().unwrap();
+    (t1 - t0, t3 - t2)
+}
+
+/// Per-cell (forward, backward) dispatches of the real supernet: one more cell per stage adds 3 cells.
+fn per_cell_dispatches(passes: Passes) -> (u64, u64) {
+    let (f1, b1) = step_dispatches(passes, 1);
+    let (f2, b2) = step_dispatches(passes, 2);
+    ((f2 - f1) / 3, (b2 - b1) / 3)
+}
+
+fn plan_figures(passes: Passes) -> (u64, u64) {
+    let g = CellGraph::nb201(&Nb201Config { channels: 8, input_size: 16, ..Nb201Config::default() }).unwrap();
+    let shape = CellShape { batch: 8, channels: 8, height: 16, width: 16 };
+    let c = plan_cost(&plan(&g, passes, None).unwrap(), &shape).unwrap();
+    (c.forward.kernels.total(), c.backward.total())
+}
+
+// The plan model's forward count and its backward estimate are what the plain supernet records.
+#[test]
+fn plan_cost_of_off_matches_the_supernets_forward_and_backward_dispatches() {
+    let _serial = serial();
+    assert_eq!(per_cell_dispatches(Passes::OFF), plan_figures(Passes::OFF));
+}
+
+// Needs the pass executor in `Nb201Supernet` (until then `set_passes` only stores the passes,
+// every level runs the off path, and this fails).
+#[test]
+#[ignore = "needs the TopoNAS pass executor in the supernet"]
+fn plan_cost_matches_the_supernets_dispatches_under_every_level() {
+    let _serial = serial();
+    for passes in [Passes::EXACT, Passes::FULL] {
+        assert_eq!(per_cell_dispatches(passes), plan_figures(passes), "{passes}");
+    }
+}
+
+#[test]
+fn describe_plan_prints_the_steps_and_the_comparison() {
+    let text = describe_plan(&full(), Passes::EXACT, 64).unwrap();
+    for line in [
+        "execution plan of one cell, simplify exact (share-relu, share-prefix, batch-convs, inplace-mix):",
+        "v6 = BN(Conv1x1(v4; e0:conv1x1[col 2], e1:conv1x1[col 2], e3:conv1x1[col 2]))",
+        "n2 += e1: w1·v0 + w2·v6[1] + w3·v7[1] + w4·v5",
+        "cost, off vs exact",
+    ] {
+        assert!(text.contains(line), "missing '{line}' in:\n{text}");
+    }
+    let row = |name: &str| text.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or("").to_string();
+    let forward = row("forward kernels");
+    let figures: Vec<&str> = forward.split_whitespace().skip(2).collect();
+    assert_eq!(figures, ["75", "36", "0.480", "1125", "540", "0.480"], "{text}");
+    assert!(row("conv launches").contains(" 12 ") && row("ReLU evaluations").contains("0.250"), "{text}");
+    let full_text = describe_plan(&full(), Passes::FULL, 64).unwrap();
+    assert!(full_text.contains("nested weights: conv group = alpha columns 2, 3"), "{full_text}");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 pub mod kernels;
 pub mod search_step;
+pub mod simplify;
 
 use crate::error::Result;
 use crate::gpu::timer::{Clock, Timer};

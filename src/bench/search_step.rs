@@ -21,6 +21,10 @@
 //! - `step_bytes`: `peak_bytes − live_bytes`, what a step needs on top of the resident state.
 //! - `dispatches`, `submissions`: [`Gpu::work`] counted around each step (not the timer's
 //!   query resolve).
+//! - `loss`: the train loss of the first timed step (read back after the timing).
+//!
+//! [`measure_case`] measures one (shape, strategy, TopoNAS passes) case; `wgnas bench
+//! simplify` ([`super::simplify`]) uses it to compare pass sets.
 
 use std::str::FromStr;
 use std::time::Instant;
@@ -31,6 +35,7 @@ use crate::gpu::{Gpu, WorkStats};
 use crate::search::{build, strategy_names, Batch, Strategy, StrategyConfig};
 use crate::space::nb201::{Nb201Config, Nb201Op, Nb201Supernet};
 use crate::tensor::Tensor;
+use crate::topo::Passes;
 use crate::util::rng::Rng;
 
 /// Component name in errors.
@@ -101,7 +106,7 @@ impl StepShape {
     }
 
     /// Fails unless the supernet can be built and a batch is non-empty.
-    fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         if self.batch == 0 {
             return Err(Error::invalid(OP, format!("shape '{}': batch must be at least 1", self.name)));
         }
@@ -227,6 +232,8 @@ pub struct StepRow {
     pub dispatches: f64,
     /// Queue submissions per step.
     pub submissions: f64,
+    /// Mean train cross-entropy of the first timed step (before its weight update).
+    pub loss: f32,
 }
 
 /// The whole report.
@@ -268,9 +275,9 @@ pub fn run(gpu: &Gpu, cfg: SearchStepBenchConfig, progress: &mut dyn FnMut(Progr
     for shape in &shapes {
         for name in &strategies {
             progress(Progress::Start { strategy: name, shape });
-            let row = measure(gpu, &timer, shape, name, &cfg)?;
-            // Each pair starts from an empty cache, so no pair inherits another's buffers.
-            gpu.pool().trim();
+            let case =
+                Case { shape, strategy: name, passes: Passes::OFF, warmup: cfg.warmup, reps: cfg.reps, seed: cfg.seed };
+            let row = measure_case(gpu, &timer, &case)?;
             progress(Progress::Row(&row));
             rows.push(row);
         }
@@ -316,16 +323,21 @@ fn ms_since(t: Instant) -> f64 {
 }
 
 /// Records one step through `step`, submits it on its own, waits for it, and adds its
-/// times and work counters to `totals`. Only the step's own dispatches and submissions
-/// are counted (not the timer's query resolve).
-fn timed_step(gpu: &Gpu, timer: &Timer, step: &mut dyn FnMut() -> Result<()>, totals: &mut Totals) -> Result<()> {
+/// times and work counters to `totals`; returns the step's train loss (not read back).
+/// Only the step's own dispatches and submissions are counted (not the timer's query resolve).
+fn timed_step(
+    gpu: &Gpu,
+    timer: &Timer,
+    step: &mut dyn FnMut() -> Result<Tensor>,
+    totals: &mut Totals,
+) -> Result<Option<Tensor>> {
     gpu.wait()?;
-    let (mut record_ms, mut work) = (0.0, WorkStats::default());
+    let (mut record_ms, mut work, mut loss) = (0.0, WorkStats::default(), None);
     let t0 = Instant::now();
     let ms = timer.time(gpu, || {
         let before = gpu.work();
         let r0 = Instant::now();
-        step()?;
+        loss = Some(step()?);
         gpu.flush()?;
         record_ms = ms_since(r0);
         let after = gpu.work();
@@ -338,20 +350,49 @@ fn timed_step(gpu: &Gpu, timer: &Timer, step: &mut dyn FnMut() -> Result<()>, to
     totals.record_ms += record_ms;
     totals.work.dispatches += work.dispatches;
     totals.work.submissions += work.submissions;
-    Ok(())
+    Ok(loss)
 }
 
-/// Builds the supernet and strategy of one pair, warms up, and times `cfg.reps` steps.
-fn measure(gpu: &Gpu, timer: &Timer, shape: &StepShape, name: &str, cfg: &SearchStepBenchConfig) -> Result<StepRow> {
-    let model = Nb201Supernet::new(gpu, shape.nb201(), cfg.seed)?;
-    let mut rng = Rng::new(cfg.seed.wrapping_add(1));
+/// One case to measure: a shape, a strategy and the TopoNAS passes of the supernet.
+#[derive(Debug, Clone, Copy)]
+pub struct Case<'a> {
+    /// The supernet and batch size.
+    pub shape: &'a StepShape,
+    /// Strategy registry name.
+    pub strategy: &'a str,
+    /// Passes the supernet applies ([`Nb201Supernet::set_passes`]).
+    pub passes: Passes,
+    /// Unmeasured steps first (at least 1 is run).
+    pub warmup: usize,
+    /// Timed steps (at least 1).
+    pub reps: usize,
+    /// Seed of the supernet's initialisation and of the batches.
+    pub seed: u64,
+}
+
+/// Measures one case on a fresh supernet and strategy (default [`StrategyConfig`]) with a
+/// fixed random train and val batch: warm-up steps, then `reps` timed steps one at a time.
+/// The figures come from `gpu`'s shared pool and work counters, so nothing else may use
+/// `gpu` meanwhile; the pool's cache is trimmed afterwards, so the next case starts from an
+/// empty cache and inherits no buffers.
+pub fn measure_case(gpu: &Gpu, timer: &Timer, case: &Case<'_>) -> Result<StepRow> {
+    let row = measure_inner(gpu, timer, case);
+    gpu.pool().trim();
+    row
+}
+
+fn measure_inner(gpu: &Gpu, timer: &Timer, case: &Case<'_>) -> Result<StepRow> {
+    let shape = case.shape;
+    let mut model = Nb201Supernet::new(gpu, shape.nb201(), case.seed)?;
+    model.set_passes(case.passes);
+    let mut rng = Rng::new(case.seed.wrapping_add(1));
     let train = random_batch(gpu, shape, &mut rng)?;
     let val = random_batch(gpu, shape, &mut rng)?;
-    let mut strategy: Box<dyn Strategy> = build(name, &StrategyConfig::default())?;
-    // The step's outputs (loss tensors) are dropped: nothing is read back.
-    let mut step = || strategy.step(gpu, &model, &train, &val).map(drop);
+    let mut strategy: Box<dyn Strategy> = build(case.strategy, &StrategyConfig::default())?;
+    // Only the train loss is kept (and read back once, after the timing).
+    let mut step = || strategy.step(gpu, &model, &train, &val).map(|out| out.train_loss);
 
-    let warmup = cfg.warmup.max(1);
+    let warmup = case.warmup.max(1);
     for _ in 0..warmup {
         step()?;
         gpu.flush()?;
@@ -359,16 +400,22 @@ fn measure(gpu: &Gpu, timer: &Timer, shape: &StepShape, name: &str, cfg: &Search
     gpu.wait()?;
     let live = gpu.memory().live;
     gpu.pool().reset_peak();
-    let reps = cfg.reps.max(1);
+    let reps = case.reps.max(1);
     let mut totals = Totals::default();
+    let mut first_loss = None;
     for _ in 0..reps {
-        timed_step(gpu, timer, &mut step, &mut totals)?;
+        let loss = timed_step(gpu, timer, &mut step, &mut totals)?;
+        first_loss = first_loss.or(loss);
     }
     let peak = gpu.memory().peak;
+    let loss = match first_loss {
+        Some(t) => t.to_vec(gpu)?.first().copied().unwrap_or(f32::NAN),
+        None => f32::NAN,
+    };
 
     let mean = |x: f64| x / reps as f64;
     Ok(StepRow {
-        strategy: name.to_string(),
+        strategy: case.strategy.to_string(),
         shape: shape.name.clone(),
         params: model.param_count(),
         warmup,
@@ -381,11 +428,12 @@ fn measure(gpu: &Gpu, timer: &Timer, shape: &StepShape, name: &str, cfg: &Search
         step_bytes: peak.saturating_sub(live),
         dispatches: mean(totals.work.dispatches as f64),
         submissions: mean(totals.work.submissions as f64),
+        loss,
     })
 }
 
 /// Bytes as MiB.
-fn mib(bytes: u64) -> f64 {
+pub(crate) fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1u64 << 20) as f64
 }
 

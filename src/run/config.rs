@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::search;
 use crate::space::nb201::Nb201Op;
+use crate::topo::Passes;
 use crate::{Error, Result};
 
 /// Search spaces a config may name.
@@ -36,6 +37,9 @@ pub const BUNDLED: &str = "bundled";
 
 /// Component name of config errors.
 const WHAT: &str = "config";
+/// How the serialized `[space]` section spells the default simplification (see
+/// [`SearchConfig::config_hash`]).
+const OFF_LINE: &str = "simplify = \"off\"\n";
 
 /// A whole search run's settings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -71,6 +75,10 @@ pub struct SpaceConfig {
     pub in_channels: usize,
     /// Number of classes.
     pub classes: usize,
+    /// TopoNAS simplification (DESIGN.md §4): `off`, `exact` (passes 1–4, same function),
+    /// `full` (plus the re-parameterization passes 5–6) or a comma-separated pass list
+    /// ([`Passes::valid_values`]). Written as the string; a bad value fails to load.
+    pub simplify: Passes,
 }
 
 /// `[data]`: the training images, the weights/α split and batching.
@@ -159,6 +167,7 @@ impl Default for SpaceConfig {
             input_size: 28,
             in_channels: 1,
             classes: 10,
+            simplify: Passes::OFF,
         }
     }
 }
@@ -476,9 +485,11 @@ impl SearchConfig {
         }
     }
 
-    /// A 16-hex-digit FNV-1a hash of the settings that change the search's result: space,
-    /// data (but not loader threads), strategy, epochs, seed and early stopping. Output, logging,
-    /// checkpoint and device settings are left out, so a run may resume elsewhere.
+    /// A 16-hex-digit FNV-1a hash of the settings that change the search's result: space
+    /// (simplification included), data (but not loader threads), strategy, epochs, seed and
+    /// early stopping. Output, logging, checkpoint and device settings are left out, so a run
+    /// may resume elsewhere. `space.simplify = "off"` is left out of the hashed text, so runs
+    /// saved before the key existed (which are `off`) keep their hash and still resume.
     pub fn config_hash(&self) -> String {
         let mut c = self.clone();
         c.data.workers = 0;
@@ -490,7 +501,11 @@ impl SearchConfig {
             ..RunConfig::default()
         };
         c.device = DeviceConfig::default();
-        let text = toml::to_string(&c).unwrap_or_default();
+        let mut text = toml::to_string(&c).unwrap_or_default();
+        if c.space.simplify.is_off() {
+            // The serializer writes exactly this line; without it the text is the pre-key form.
+            text = text.replacen(OFF_LINE, "", 1);
+        }
         format!("{:016x}", fnv1a64(text.as_bytes()))
     }
 
@@ -651,6 +666,11 @@ impl SearchConfig {
         self.strategy.set_name(name)
     }
 
+    /// Sets `space.simplify`.
+    pub fn set_simplify(&mut self, passes: Passes) {
+        self.space.simplify = passes;
+    }
+
     /// Sets `data.dataset` (a path or `"bundled"`).
     pub fn set_dataset(&mut self, dataset: &str) {
         self.data.dataset = dataset.into();
@@ -786,6 +806,10 @@ pub struct ConfigFlags {
     /// Dataset path, or 'bundled'.
     #[arg(long)]
     pub dataset: Option<String>,
+    /// TopoNAS simplification: off, exact (same function, less time and memory), full (plus
+    /// re-parameterization), or a comma-separated list of passes (sets space.simplify).
+    #[arg(long, value_name = "LEVEL|PASSES")]
+    pub simplify: Option<Passes>,
     /// Run folder (default: runs/TIMESTAMP-SPACE-STRATEGY).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -828,6 +852,9 @@ impl ConfigFlags {
         }
         if let Some(d) = &self.dataset {
             cfg.set_dataset(d);
+        }
+        if let Some(p) = self.simplify {
+            cfg.set_simplify(p);
         }
         if let Some(o) = &self.out {
             cfg.set_out_dir(o);

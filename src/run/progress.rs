@@ -102,13 +102,14 @@ impl Progress {
         self.steps_per_epoch = s.steps_per_epoch;
         let c = &s.config;
         self.line(&format!(
-            "search {} / {} on {}: {} epochs × {} steps, batch {}; run folder {}",
+            "search {} / {} on {}: {} epochs × {} steps, batch {}, simplify {}; run folder {}",
             c.space.name,
             c.strategy.name,
             s.device,
             self.epochs,
             self.steps_per_epoch,
             c.data.batch_size,
+            c.space.simplify,
             s.run_dir.display()
         ));
         if s.start_global_step > 0 {

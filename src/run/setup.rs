@@ -86,12 +86,14 @@ pub fn nb201_config(cfg: &SearchConfig, data: &Dataset) -> Result<Nb201Config> {
     Ok(ncfg)
 }
 
-/// Builds the supernet of `cfg` on `gpu`.
+/// Builds the supernet of `cfg` on `gpu`, with the TopoNAS passes of `space.simplify`.
 pub fn build_model(gpu: &Gpu, cfg: &SearchConfig, data: &Dataset) -> Result<Nb201Supernet> {
     if cfg.space.name != "nb201" {
         return Err(Error::invalid("search", format!("space '{}' is not available yet; use nb201", cfg.space.name)));
     }
-    Nb201Supernet::new(gpu, nb201_config(cfg, data)?, cfg.run.seed)
+    let mut model = Nb201Supernet::new(gpu, nb201_config(cfg, data)?, cfg.run.seed)?;
+    model.set_passes(cfg.space.simplify);
+    Ok(model)
 }
 
 /// Loader settings of one half. Both halves drop the last partial batch, so every step sees

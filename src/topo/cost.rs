@@ -1,5 +1,10 @@
-//! The "off" cost model: what the plain supernet ([`crate::space::nb201::Nb201Supernet`]) records
-//! for one cell today, counted from the graph so that rewritten graphs can be compared with it.
+//! Cost models of one search cell: kernels launched and activation bytes kept for backward.
+//!
+//! - [`cell_cost`] / [`network_cost`], the "off" model: what the plain supernet
+//!   ([`crate::space::nb201::Nb201Supernet`]) records, counted from the [`CellGraph`].
+//! - [`plan_cost`] / [`network_plan_cost`]: the same counted from an execution plan
+//!   ([`CellPlan`]) under any pass set, plus an estimate of the backward kernels. For the `off`
+//!   plan its forward figures equal [`cell_cost`]'s (tested).
 //!
 //! # Forward kernels (one dispatch each, as the launchers record them)
 //! | module / step | kernels | launcher |
@@ -25,12 +30,35 @@
 //! With e = N·C·H·W, the full NB201 cell keeps per edge 2 × (3e + 2C) + e (pool output), and the
 //! source nodes n0, n1, n2 once each: **45e + 24C floats**.
 //!
-//! Backward kernels are not modelled: their count depends on the shape (split-K reductions).
+//! [`cell_cost`] does not model backward kernels: their count depends on the shape (split-K
+//! reductions). [`plan_cost`] estimates them (below).
+//!
+//! # The plan model ([`plan_cost`])
+//! Per step of a [`CellPlan`], with p = the parts of a conv step, g = the conv candidates a
+//! merged part merges (`plan.group`), t = the terms of a mix, e = N·C·H·W:
+//!
+//! | step | forward kernels | backward kernels (estimate) | kept for backward |
+//! |---|---|---|---|
+//! | `Relu` | relu 1 | relu 1 | its output, e (the conv's input) |
+//! | `Pool` | avg_pool 1 | avg_pool 1 | its output, e, when a mix reads it (α's gradient) |
+//! | `ConvBn` | conv 1 + BN 3 (one wide conv and BN for all p parts; weights are stacked with buffer copies, no kernel); reparam 2g per merged part (g normalizations, g merge passes) | BN 3 (partials, finalize, dx); conv: data 1, weight 2 (split-K partials + sum), bias 2 when its parts have biases (candidates; merged parts have none); reparam 3g per merged part (merge dK̂, merge dw, normalization dK) and 1 gradient sum (its dw joins the weights' gradient) | the BN output, p·e, and 2·C·p statistics; under `off` also the conv output, p·e (the plain BN saves its input; with passes it saves its output x̂ instead) |
+//! | `Mix` | mixed_op ⌈t/8⌉; node_sum 1 when `Fresh` and the node already has a value | mixed_op ⌈t/8⌉ (dx) + ⌈t/8⌉ + 1 (α partials, finish); 1 gradient sum (its α gradient joins the total) | the cell nodes its terms read, e each |
+//! | `SkipPool` | reparam 1 (one depthwise 3×3); node_sum as `Mix` | reparam 3 (dx, weight partials, finish); 1 gradient sum | its input node, e |
+//! | `Sampled` | mixed_op 1; node_sum as a `Fresh` mix | mixed_op 3; 1 gradient sum | its value when it is a cell node |
+//!
+//! Gradient fan-in: a value read by r steps gets r − 1 gradient sums in backward (the tape
+//! adds the gradients as they arrive). The readers of a conv step's output count once: each
+//! mix writes its part's channel slice of one gradient buffer in place. `Accumulate` targets
+//! and node sums pass the gradient through (no kernel). Per forward pass of the network (not
+//! per cell), a plan with nested weights (pass 5) computes them once: reparam 1 forward and 1
+//! backward ([`network_plan_cost`]). Kept tensors are counted once each, as in the off model;
+//! kernel-sized tensors (merged and normalized kernels) are weights-sized, not counted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::AddAssign;
 
 use super::graph::{CellGraph, Module, TensorId, TensorKind};
+use super::plan::{CellPlan, ConvPart, Step, Target, ValueId};
 use crate::{Error, Result};
 
 /// Component name in errors.
@@ -88,12 +116,51 @@ pub struct KernelCounts {
     pub mixed_op: u64,
     /// Node-sum (add) dispatches.
     pub node_sum: u64,
+    /// Re-parameterization dispatches (kernel normalization, kernel merge, skip + pool as one
+    /// depthwise 3×3, nested weights): passes 5 and 6 only.
+    pub reparam: u64,
+    /// Gradient sums (adds of two gradients of one value): backward only.
+    pub grad_sum: u64,
 }
 
 impl KernelCounts {
-    /// All forward kernels.
+    /// All kernels.
     pub fn total(&self) -> u64 {
-        self.relu + self.conv + self.batch_norm + self.avg_pool + self.mixed_op + self.node_sum
+        self.relu
+            + self.conv
+            + self.batch_norm
+            + self.avg_pool
+            + self.mixed_op
+            + self.node_sum
+            + self.reparam
+            + self.grad_sum
+    }
+
+    /// `self` counted `n` times.
+    pub fn times(&self, n: u64) -> KernelCounts {
+        KernelCounts {
+            relu: self.relu * n,
+            conv: self.conv * n,
+            batch_norm: self.batch_norm * n,
+            avg_pool: self.avg_pool * n,
+            mixed_op: self.mixed_op * n,
+            node_sum: self.node_sum * n,
+            reparam: self.reparam * n,
+            grad_sum: self.grad_sum * n,
+        }
+    }
+}
+
+impl AddAssign for KernelCounts {
+    fn add_assign(&mut self, o: KernelCounts) {
+        self.relu += o.relu;
+        self.conv += o.conv;
+        self.batch_norm += o.batch_norm;
+        self.avg_pool += o.avg_pool;
+        self.mixed_op += o.mixed_op;
+        self.node_sum += o.node_sum;
+        self.reparam += o.reparam;
+        self.grad_sum += o.grad_sum;
     }
 }
 
@@ -116,16 +183,8 @@ impl CellCost {
 
     /// `self` counted `n` times (n identical cells).
     pub fn times(&self, n: u64) -> CellCost {
-        let k = &self.kernels;
         CellCost {
-            kernels: KernelCounts {
-                relu: k.relu * n,
-                conv: k.conv * n,
-                batch_norm: k.batch_norm * n,
-                avg_pool: k.avg_pool * n,
-                mixed_op: k.mixed_op * n,
-                node_sum: k.node_sum * n,
-            },
+            kernels: self.kernels.times(n),
             saved_maps: self.saved_maps * n,
             saved_floats: self.saved_floats * n,
         }
@@ -134,13 +193,7 @@ impl CellCost {
 
 impl AddAssign for CellCost {
     fn add_assign(&mut self, o: CellCost) {
-        let (k, ok) = (&mut self.kernels, o.kernels);
-        k.relu += ok.relu;
-        k.conv += ok.conv;
-        k.batch_norm += ok.batch_norm;
-        k.avg_pool += ok.avg_pool;
-        k.mixed_op += ok.mixed_op;
-        k.node_sum += ok.node_sum;
+        self.kernels += o.kernels;
         self.saved_maps += o.saved_maps;
         self.saved_floats += o.saved_floats;
     }
@@ -300,4 +353,325 @@ pub fn network_cost(graph: &CellGraph, batch: usize, grads: Grads) -> Result<Cel
         total += cell_cost(graph, &shape, grads)?.times(graph.cells_per_stage as u64);
     }
     Ok(total)
+}
+
+// ---- the plan model ------------------------------------------------------------------
+
+/// The cost of a [`CellPlan`] (rules in the module docs): the forward figures in the off
+/// model's terms, and an estimate of the backward kernels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanCost {
+    /// Forward kernels and the activations kept for backward (`saved_maps` counts C-channel
+    /// maps: a wide conv output of p parts counts p).
+    pub forward: CellCost,
+    /// Backward kernels (weight and α gradients), estimated.
+    pub backward: KernelCounts,
+}
+
+impl PlanCost {
+    /// `self` counted `n` times (n identical cells).
+    pub fn times(&self, n: u64) -> PlanCost {
+        PlanCost { forward: self.forward.times(n), backward: self.backward.times(n) }
+    }
+}
+
+impl AddAssign for PlanCost {
+    fn add_assign(&mut self, o: PlanCost) {
+        self.forward += o.forward;
+        self.backward += o.backward;
+    }
+}
+
+/// A tensor a plan keeps for backward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kept {
+    /// A value of the plan (cell node or step output).
+    Value(ValueId),
+    /// The conv output of a conv step, before its BN (kept under `off` only).
+    ConvOut(ValueId),
+    /// The BN statistics of a conv step.
+    Stats(ValueId),
+}
+
+/// Walks a plan's steps, counting kernels, kept tensors and readers.
+struct PlanCounter<'a> {
+    plan: &'a CellPlan,
+    e: u64,
+    channels: u64,
+    fwd: KernelCounts,
+    bwd: KernelCounts,
+    /// Kept tensor → (C-channel maps, floats).
+    kept: HashMap<Kept, (u64, u64)>,
+    /// Parts of a conv step's output (other values are one C-channel map).
+    width: HashMap<ValueId, u64>,
+    /// Steps that read each value, for the gradient fan-in.
+    readers: HashMap<ValueId, u64>,
+    /// Whether each cell node has a value yet (node 0, the cell input, has).
+    filled: Vec<bool>,
+}
+
+impl PlanCounter<'_> {
+    fn maps(&self, v: ValueId) -> u64 {
+        self.width.get(&v).copied().unwrap_or(1)
+    }
+
+    fn keep(&mut self, v: ValueId) {
+        let m = self.maps(v);
+        self.kept.insert(Kept::Value(v), (m, m * self.e));
+    }
+
+    /// One more step reads `v`; a conv output counts one reader however many mixes read it.
+    fn read(&mut self, v: ValueId) {
+        let r = self.readers.entry(v).or_insert(0);
+        if *r == 0 || !self.width.contains_key(&v) {
+            *r += 1;
+        }
+    }
+
+    /// A `Fresh` result into node `to`: a node sum unless it is the node's first value.
+    fn add_to_node(&mut self, to: usize, target: Target) -> Result<()> {
+        let filled = self.filled.get_mut(to).ok_or_else(|| {
+            Error::invalid(OP, format!("plan writes into node {to} of a {}-node cell", self.plan.nodes))
+        })?;
+        if target == Target::Fresh && *filled {
+            self.fwd.node_sum += 1;
+        }
+        *filled = true;
+        Ok(())
+    }
+
+    /// A weighted step's α (or nested-weight) gradient is added into the running total.
+    fn weights_grad(&mut self) {
+        self.bwd.grad_sum += 1;
+    }
+
+    fn conv_bn(&mut self, input: ValueId, parts: &[ConvPart], out: ValueId) -> Result<()> {
+        let p = parts.len() as u64;
+        if p == 0 {
+            return Err(Error::invalid(OP, format!("conv step {out} has no parts")));
+        }
+        let g = self.plan.group.len() as u64;
+        let merged = parts.iter().filter(|p| matches!(p, ConvPart::Merged { .. })).count() as u64;
+        let biased = parts.iter().any(|p| matches!(p, ConvPart::Candidate { .. }));
+        self.fwd.conv += 1;
+        self.fwd.batch_norm += 3;
+        self.fwd.reparam += 2 * g * merged;
+        self.bwd.batch_norm += 3;
+        self.bwd.conv += 3 + if biased { 2 } else { 0 };
+        self.bwd.reparam += 3 * g * merged;
+        self.bwd.grad_sum += merged;
+        self.read(input);
+        self.width.insert(out, p);
+        self.keep(out);
+        self.kept.insert(Kept::Stats(out), (0, 2 * self.channels * p));
+        if self.plan.passes.is_off() {
+            self.kept.insert(Kept::ConvOut(out), (p, p * self.e));
+        }
+        Ok(())
+    }
+
+    /// A term (or sampled value, or skip-pool input) reads `v`, which α's gradient needs.
+    fn term(&mut self, v: ValueId) {
+        self.read(v);
+        self.keep(v);
+    }
+
+    fn step(&mut self, step: &Step) -> Result<()> {
+        match step {
+            Step::Relu { input, out } => {
+                self.fwd.relu += 1;
+                self.bwd.relu += 1;
+                self.read(*input);
+                self.keep(*out);
+            }
+            Step::Pool { input, .. } => {
+                self.fwd.avg_pool += 1;
+                self.bwd.avg_pool += 1;
+                self.read(*input);
+            }
+            Step::ConvBn { input, parts, out, .. } => self.conv_bn(*input, parts, *out)?,
+            Step::Mix { to, terms, target, .. } => {
+                let groups = terms.len().div_ceil(8) as u64;
+                self.fwd.mixed_op += groups;
+                self.bwd.mixed_op += 2 * groups + 1;
+                self.weights_grad();
+                let mut seen = HashSet::new();
+                for v in terms.iter().filter_map(|t| t.source.map(|(v, _)| v)) {
+                    if seen.insert(v) {
+                        self.term(v);
+                    }
+                }
+                self.add_to_node(*to, *target)?;
+            }
+            Step::SkipPool { input, to, target, .. } => {
+                self.fwd.reparam += 1;
+                self.bwd.reparam += 3;
+                self.weights_grad();
+                self.term(*input);
+                self.add_to_node(*to, *target)?;
+            }
+            Step::Sampled { to, value, .. } => {
+                self.fwd.mixed_op += 1;
+                self.bwd.mixed_op += 3;
+                self.weights_grad();
+                if let Some((v, _)) = value {
+                    self.term(*v);
+                }
+                self.add_to_node(*to, Target::Fresh)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> PlanCost {
+        self.bwd.grad_sum += self.readers.values().map(|r| r.saturating_sub(1)).sum::<u64>();
+        let saved_maps = self.kept.values().map(|&(m, _)| m).sum();
+        let saved_floats = self.kept.values().map(|&(_, f)| f).sum();
+        let forward = CellCost { kernels: self.fwd, saved_maps, saved_floats };
+        PlanCost { forward, backward: self.bwd }
+    }
+}
+
+/// The cost of one cell run as `plan` at `shape` (every value of the cell has `shape`; conv
+/// outputs have p·C channels), with weight and α gradients. Rules: the module docs.
+pub fn plan_cost(plan: &CellPlan, shape: &CellShape) -> Result<PlanCost> {
+    check_shape(shape)?;
+    let mut filled = vec![false; plan.nodes];
+    if let Some(f) = filled.first_mut() {
+        *f = true;
+    }
+    let mut c = PlanCounter {
+        plan,
+        e: shape.elems(),
+        channels: shape.channels as u64,
+        fwd: KernelCounts::default(),
+        bwd: KernelCounts::default(),
+        kept: HashMap::new(),
+        width: HashMap::new(),
+        readers: HashMap::new(),
+        filled,
+    };
+    for step in &plan.steps {
+        c.step(step)?;
+    }
+    Ok(c.finish())
+}
+
+/// [`plan_cost`] of all search cells of `graph`'s network (three stages of
+/// `cells_per_stage` cells at `(C, S), (2C, S/2), (4C, S/4)`, as [`network_cost`]) at batch
+/// `batch`, plus the nested weights of a pass-5 plan (once per forward pass: reparam 1
+/// forward, 1 backward). Stem, reduction blocks and head are not included.
+pub fn network_plan_cost(graph: &CellGraph, plan: &CellPlan, batch: usize) -> Result<PlanCost> {
+    let mut total = PlanCost::default();
+    for s in 0..3 {
+        let size = graph.input_size >> s;
+        let shape = CellShape { batch, channels: graph.channels << s, height: size, width: size };
+        total += plan_cost(plan, &shape)?.times(graph.cells_per_stage as u64);
+    }
+    if plan.nested {
+        total.forward.kernels.reparam += 1;
+        total.backward.reparam += 1;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::nb201::{Nb201Config, Nb201Op};
+    use crate::topo::{plan, Passes};
+
+    /// The NB201 reference cell: C = 16 at 32×32, batch 64 (e = 64·16·32·32 floats per map).
+    const SHAPE: CellShape = CellShape { batch: 64, channels: 16, height: 32, width: 32 };
+    const E: u64 = 64 * 16 * 32 * 32;
+
+    fn graph(ops: &[Nb201Op]) -> CellGraph {
+        CellGraph::nb201(&Nb201Config { ops: ops.to_vec(), ..Nb201Config::default() }).unwrap()
+    }
+
+    fn cost(g: &CellGraph, passes: Passes) -> PlanCost {
+        plan_cost(&plan(g, passes, None).unwrap(), &SHAPE).unwrap()
+    }
+
+    #[test]
+    fn the_off_plan_costs_what_the_off_model_counts() {
+        let subsets: [&[Nb201Op]; 4] = [
+            &Nb201Op::ALL,
+            &[Nb201Op::SkipConnect, Nb201Op::NorConv3x3],
+            &[Nb201Op::None, Nb201Op::NorConv1x1, Nb201Op::AvgPool3x3],
+            &[Nb201Op::SkipConnect],
+        ];
+        for ops in subsets {
+            let g = graph(ops);
+            let off = cost(&g, Passes::OFF).forward;
+            assert_eq!(off, cell_cost(&g, &SHAPE, Grads::default()).unwrap(), "ops {ops:?}");
+        }
+    }
+
+    // Hand counts per cell (module docs), with e = N·C·H·W and C = 16:
+    // off:   fwd 12 ReLU + 12 conv + 36 BN + 6 pool + 6 mix + 3 node sums = 75;
+    //        bwd 12 + 6 pool + 36 BN + 12·5 conv + 6·3 mix + 27 sums (6 α + fan-in 11 + 7 + 3) = 159
+    //        (the real supernet records 159 too: tests/topo_ir.rs); kept 45e + 24C.
+    // exact: fwd 3 ReLU + 6 wide convs + 18 BN + 3 pool + 6 mix = 36;
+    //        bwd 3 + 3 + 18 + 6·5 + 6·3 + 21 sums (6 α + fan-in 4 + 1 + 3 + 1 + 2 + 1 + 2 + 1) = 93;
+    //        kept 3e ReLU + 12e BN outputs + 3e pools + 3e nodes = 21e + 24C.
+    // full:  fwd 3 ReLU + 3 convs + 9 BN + 6 mix + 6 skip-pool + 6·4 merge = 51;
+    //        bwd 3 + 9 + 3·3 conv + 6·3 mix + (6·6 + 6·3) reparam + 24 sums = 117;
+    //        kept 3e + 6e + 3e = 12e + 12C.
+    #[test]
+    fn plan_costs_match_the_hand_counts() {
+        let g = graph(&Nb201Op::ALL);
+        let figures = |c: PlanCost| (c.forward.kernels.total(), c.backward.total(), c.forward.saved_floats);
+        assert_eq!(figures(cost(&g, Passes::OFF)), (75, 159, 45 * E + 24 * 16));
+        assert_eq!(figures(cost(&g, Passes::EXACT)), (36, 93, 21 * E + 24 * 16));
+        assert_eq!(figures(cost(&g, Passes::FULL)), (51, 117, 12 * E + 12 * 16));
+        let k = cost(&g, Passes::EXACT).forward.kernels;
+        assert_eq!((k.relu, k.conv, k.batch_norm, k.avg_pool, k.mixed_op, k.node_sum), (3, 6, 18, 3, 6, 0));
+        let k = cost(&g, Passes::FULL).forward.kernels;
+        assert_eq!((k.relu, k.conv, k.avg_pool, k.reparam), (3, 3, 0, 30));
+    }
+
+    #[test]
+    fn simplified_plans_keep_fewer_bytes_and_launch_fewer_convs() {
+        let g = graph(&Nb201Op::ALL);
+        let (off, exact, full) = (cost(&g, Passes::OFF), cost(&g, Passes::EXACT), cost(&g, Passes::FULL));
+        assert!(exact.forward.saved_bytes() < off.forward.saved_bytes());
+        assert!(full.forward.saved_bytes() < exact.forward.saved_bytes());
+        assert!(full.forward.kernels.conv < exact.forward.kernels.conv);
+        assert!(exact.forward.kernels.total() < off.forward.kernels.total());
+        assert!(exact.backward.total() < off.backward.total());
+        // One pass alone: one ReLU and one pool per source node instead of 12 and 6.
+        let shared = cost(&g, Passes::of(&[crate::topo::Pass::ShareRelu]));
+        assert_eq!(off.forward.kernels.total() - shared.forward.kernels.total(), 9 + 3);
+        // Kept: 9 ReLU and 3 pool outputs fewer, and no conv outputs (BN keeps x̂ once passes are on).
+        assert_eq!(off.forward.saved_floats - shared.forward.saved_floats, (9 + 3 + 12) * E);
+    }
+
+    #[test]
+    fn network_cost_is_three_stages_plus_the_nested_weights() {
+        let g = graph(&Nb201Op::ALL);
+        let exact = plan(&g, Passes::EXACT, None).unwrap();
+        let net = network_plan_cost(&g, &exact, 64).unwrap();
+        // 15 cells; each later stage halves H and W and doubles C: e/2 and e/4 per map.
+        assert_eq!(net.forward.kernels.total(), 15 * 36);
+        let floats = 5 * (21 * E + 24 * 16) + 5 * (21 * E / 2 + 24 * 32) + 5 * (21 * E / 4 + 24 * 64);
+        assert_eq!(net.forward.saved_floats, floats);
+        let full = plan(&g, Passes::FULL, None).unwrap();
+        let net = network_plan_cost(&g, &full, 64).unwrap();
+        assert_eq!(net.forward.kernels.total(), 15 * 51 + 1, "the nested weights, once per forward");
+        let off = plan(&g, Passes::OFF, None).unwrap();
+        assert_eq!(network_plan_cost(&g, &off, 64).unwrap().forward, network_cost(&g, 64, Grads::default()).unwrap());
+    }
+
+    #[test]
+    fn sampled_plans_and_bad_shapes() {
+        let g = graph(&Nb201Op::ALL);
+        // GDAS: conv3x3, conv1x1, none, skip, pool, conv3x3 sampled.
+        let p = plan(&g, Passes::OFF, Some(&[3, 2, 0, 1, 4, 3])).unwrap();
+        let c = plan_cost(&p, &SHAPE).unwrap();
+        let k = c.forward.kernels;
+        assert_eq!((k.relu, k.conv, k.avg_pool, k.mixed_op), (3, 3, 1, 6));
+        let zero = CellShape { batch: 0, ..SHAPE };
+        assert!(plan_cost(&p, &zero).is_err());
+    }
 }

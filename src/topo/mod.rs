@@ -1,15 +1,17 @@
 //! TopoNAS (DESIGN.md §4): the cell-graph IR that the simplification passes rewrite, the
-//! "off" cost model they are compared against, a text printout and a drawable layout.
+//! pass switches and the execution plan they produce, cost models (the "off" model and the
+//! plan-based one), a text printout and a drawable layout.
 //!
 //! ```text
 //! Nb201Config ──► CellGraph (graph) ──► cell_cost / network_cost (cost)
-//!                                   ├─► describe (print): `wgnas topo --space nb201`
+//!                                   ├─► plan(graph, Passes) ──► CellPlan ──► plan_cost (cost)
+//!                                   ├─► describe / describe_plan (print): `wgnas topo`
 //!                                   └─► layout (layout): positions for the GUI
 //! ```
 //!
 //! Everything here is plain CPU code: no kernels, no GPU.
 
-/// The "off" cost model: kernels launched and activation bytes kept for backward.
+/// Cost models (off, and per execution plan): kernels launched and activation bytes kept.
 pub mod cost;
 /// The IR: tensor nodes, mixed edges, candidates as module chains, sharing groups.
 pub mod graph;
@@ -22,9 +24,11 @@ pub mod plan;
 /// The human-readable printout.
 pub mod print;
 
-pub use cost::{cell_cost, network_cost, CellCost, CellShape, Grads, KernelCounts};
+pub use cost::{
+    cell_cost, network_cost, network_plan_cost, plan_cost, CellCost, CellShape, Grads, KernelCounts, PlanCost,
+};
 pub use graph::{sharing_groups, Candidate, CellGraph, Edge, Module, ShareGroup, TensorId, TensorKind, TensorNode};
 pub use layout::{layout, EdgeLine, Layout, NodePos};
 pub use passes::{Pass, Passes};
 pub use plan::{plan, CellPlan, ConvPart, PlanTerm, Step, Target, ValueId, Weights};
-pub use print::{describe, describe_at, DEFAULT_BATCH};
+pub use print::{describe, describe_at, describe_plan, DEFAULT_BATCH};

@@ -1,10 +1,13 @@
 //! The text form of a cell graph (backs `wgnas topo --space nb201`): nodes, edges with each
-//! candidate's module chain, the sharing groups, and the cost-model totals.
+//! candidate's module chain, the sharing groups, and the cost-model totals; with `--passes`,
+//! the execution plan of one cell and its costs next to `off`'s ([`describe_plan`]).
 
 use std::fmt::Write;
 
-use super::cost::{cell_cost, network_cost, CellCost, CellShape, Grads};
+use super::cost::{cell_cost, network_cost, network_plan_cost, plan_cost, CellCost, CellShape, Grads, PlanCost};
 use super::graph::{sharing_groups, CellGraph, TensorKind};
+use super::passes::Passes;
+use super::plan::plan;
 use crate::Result;
 
 /// Batch size [`describe`] reports costs at: the NB201 reference search batch.
@@ -120,5 +123,89 @@ fn push_cost(out: &mut String, what: &str, c: &CellCost) {
         c.saved_maps,
         c.saved_floats,
         c.saved_bytes() as f64 / (1024.0 * 1024.0)
+    );
+}
+
+/// The execution plan of one cell under `passes` (one step per line), then a table of what it
+/// costs next to `off`, per first-stage cell and for all cells of the network at batch `batch`:
+/// forward kernels, estimated backward kernels, bytes kept for backward, conv launches, ReLU
+/// and pool evaluations ([`plan_cost`] and [`network_plan_cost`]).
+pub fn describe_plan(graph: &CellGraph, passes: Passes, batch: usize) -> Result<String> {
+    let mut out = String::new();
+    let p = plan(graph, passes, None)?;
+    let names: Vec<&str> = passes.iter().map(|p| p.name()).collect();
+    let list = if names.is_empty() { "no pass".to_string() } else { names.join(", ") };
+    let _ = writeln!(out, "execution plan of one cell, simplify {passes} ({list}):");
+    for pass in passes.iter() {
+        let _ = writeln!(out, "  {:<13} {}", pass.name(), pass.summary());
+    }
+    let _ = writeln!(
+        out,
+        "steps ({}; v0..v{} are the cell nodes n0..n{}, 'wK' the weight of alpha column K):",
+        p.steps.len(),
+        p.nodes.saturating_sub(1),
+        p.nodes.saturating_sub(1)
+    );
+    for (i, step) in p.steps.iter().enumerate() {
+        let _ = writeln!(out, "  {:>3}  {step}", i + 1);
+    }
+    if p.nested {
+        let cols: Vec<String> = p.group.iter().map(|c| c.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "nested weights: conv group = alpha columns {} (W_S in column {})",
+            cols.join(", "),
+            graph.edges.first().map_or(0, |e| e.candidates.len())
+        );
+    }
+    let off = plan(graph, Passes::OFF, None)?;
+    let (s, c) = (graph.input_size, graph.channels);
+    let shape = CellShape { batch, channels: c, height: s, width: s };
+    let cells = 3 * graph.cells_per_stage;
+    let cell = (plan_cost(&off, &shape)?, plan_cost(&p, &shape)?);
+    let net = (network_plan_cost(graph, &off, batch)?, network_plan_cost(graph, &p, batch)?);
+    let _ = writeln!(out, "\ncost, off vs {passes} (weight and alpha gradients; backward kernels are an estimate):");
+    let _ = writeln!(
+        out,
+        "  {:<28} {:>30}   {:>30}",
+        "",
+        format!("one cell [{batch}, {c}, {s}, {s}]"),
+        format!("all {cells} cells, batch {batch}")
+    );
+    // A pass list is too wide for a column: the heading above names it.
+    let label = passes.to_string();
+    let label = if label.len() <= 9 { label } else { "passes".to_string() };
+    let _ =
+        writeln!(out, "  {:<28} {:>10}{label:>10}{:>10}   {:>10}{label:>10}{:>10}", "", "off", "ratio", "off", "ratio");
+    for (what, f, decimals) in ROWS {
+        push_compare(&mut out, what, decimals, (f(&cell.0), f(&cell.1)), (f(&net.0), f(&net.1)));
+    }
+    Ok(out)
+}
+
+/// A row of the comparison table: its name, the figure, and the decimals it is printed with.
+type Row = (&'static str, fn(&PlanCost) -> f64, usize);
+
+const ROWS: [Row; 6] = [
+    ("forward kernels", |c| c.forward.kernels.total() as f64, 0),
+    ("backward kernels (estimate)", |c| c.backward.total() as f64, 0),
+    ("kept for backward (MiB)", |c| c.forward.saved_bytes() as f64 / (1024.0 * 1024.0), 2),
+    ("conv launches", |c| c.forward.kernels.conv as f64, 0),
+    ("ReLU evaluations", |c| c.forward.kernels.relu as f64, 0),
+    ("pool evaluations", |c| c.forward.kernels.avg_pool as f64, 0),
+];
+
+fn push_compare(out: &mut String, what: &str, decimals: usize, cell: (f64, f64), net: (f64, f64)) {
+    let ratio = |(a, b): (f64, f64)| if a > 0.0 { format!("{:.3}", b / a) } else { "-".to_string() };
+    let _ = writeln!(
+        out,
+        "  {what:<28} {:>10.d$}{:>10.d$}{:>10}   {:>10.d$}{:>10.d$}{:>10}",
+        cell.0,
+        cell.1,
+        ratio(cell),
+        net.0,
+        net.1,
+        ratio(net),
+        d = decimals
     );
 }
