@@ -105,8 +105,9 @@ fn every_exact_pass_alone_and_together_equals_off() {
 
 #[test]
 fn exact_equals_off_for_op_subsets_and_in_eval_mode() {
-    use Nb201Op::*;
-    for (ops, seed) in [(vec![SkipConnect, NorConv3x3, AvgPool3x3], 21), (vec![None, NorConv1x1, NorConv3x3], 22)] {
+    use Nb201Op::{AvgPool3x3, NorConv1x1, NorConv3x3, SkipConnect};
+    let subsets = [(vec![SkipConnect, NorConv3x3, AvgPool3x3], 21), (vec![Nb201Op::None, NorConv1x1, NorConv3x3], 22)];
+    for (ops, seed) in subsets {
         let (mut m, alpha) = model(&ops, seed);
         let names = m.weight_names().to_vec();
         for training in [true, false] {

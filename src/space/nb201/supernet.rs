@@ -47,8 +47,8 @@ use crate::search::{ArchMode, SearchModel};
 use crate::tensor::tape::{Tape, Var};
 use crate::tensor::Tensor;
 use crate::topo::{self, CellGraph, Passes};
-use simplified::Planned;
 use crate::util::rng::Rng;
+use simplified::Planned;
 
 /// Component name in errors.
 const OP: &str = "nb201 supernet";
