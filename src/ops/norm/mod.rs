@@ -438,6 +438,7 @@ fn grad_sums(gpu: &Gpu, dy: &Tensor, x: &Tensor, stats: &BnStats, d: Dims, xhat:
 
 /// ∂L/∂x: with batch statistics (`sums` given) `γ·invstd·(dy − Σdy/M − x̂·Σdy·x̂/M)`,
 /// otherwise `γ·invstd·dy`.
+#[allow(clippy::too_many_arguments)]
 fn grad_input(
     gpu: &Gpu,
     dy: &Tensor,
