@@ -340,7 +340,7 @@ fn keep_output_bn_equals_plain_bn() {
         let x = up(&input(900 + i as u64, *s), s);
         let dy = up(&randn(950 + i as u64, n), s);
         let run = |keep: bool| {
-            let tape = Tape::new(&gpu);
+            let tape = Tape::new(gpu);
             let xv = tape.leaf(&x);
             let y = if keep {
                 norm::batch_norm_keep_output(&tape, &xv, BnConfig::default()).unwrap()

@@ -257,8 +257,7 @@ fn skip_avgpool_accumulates_in_place_into_a_node() {
     let acc = tape.leaf(&up(&accs, &shape));
     let y = reparam::skip_avgpool_acc(&tape, &wv, 0, Some(0), Some(2), &x, Some(&acc)).unwrap();
     assert!(y.tensor.same_storage(&acc.tensor), "the sum is written into the accumulator");
-    let want: Vec<f32> =
-        cpu::skip_avgpool(&xs, shape, w[0], w[2]).iter().zip(&accs).map(|(s, a)| s + a).collect();
+    let want: Vec<f32> = cpu::skip_avgpool(&xs, shape, w[0], w[2]).iter().zip(&accs).map(|(s, a)| s + a).collect();
     assert_close("accumulated", &down(&y.tensor), &want, RTOL);
     let grads = tape.backward_with(&y, up(&dy, &shape), &[&wv, &x, &acc]).unwrap();
     let (dx, da, db) = cpu::skip_avgpool_backward(&xs, shape, w[0], w[2], &dy);

@@ -16,6 +16,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
     ("optim", include_str!("../../shaders/optim.wgsl")),
     ("reparam", include_str!("../../shaders/reparam.wgsl")),
+    ("terms", include_str!("../../shaders/terms.wgsl")),
 ];
 
 /// The source of shader family `name`.

@@ -248,7 +248,8 @@ fn cell_node(graph: &CellGraph, id: super::graph::TensorId) -> Result<usize> {
 }
 
 /// The plan of one cell of `graph` under `passes`. With `sampled` (GDAS: one column per edge)
-/// only the sampled candidates run; the merge passes then have nothing to merge and are not used.
+/// only the sampled candidates run and only the sharing passes apply: there is nothing to merge
+/// on a one-op path, and a sampled conv's output stays whole (not batched) for the GDAS edge op.
 pub fn plan(graph: &CellGraph, passes: Passes, sampled: Option<&[usize]>) -> Result<CellPlan> {
     let nodes = graph.num_cell_nodes();
     if let Some(s) = sampled {
@@ -262,6 +263,8 @@ pub fn plan(graph: &CellGraph, passes: Passes, sampled: Option<&[usize]>) -> Res
     let mut b = Builder { steps: Vec::new(), values: nodes, relus: BTreeMap::new(), pools: BTreeMap::new() };
     let merge_convs = passes.has(Pass::MergeConvs) && sampled.is_none();
     let merge_linear = passes.has(Pass::MergeLinear) && sampled.is_none();
+    // A sampled path is one op: its conv output must stay a whole tensor for the GDAS edge op.
+    let batch = passes.has(Pass::BatchConvs) && sampled.is_none();
     let target = if passes.has(Pass::InplaceMix) { Target::Accumulate } else { Target::Fresh };
     let weights = if merge_convs { Weights::Nested } else { Weights::Softmax };
     let relu_scope = |e: usize, c: usize| {
@@ -300,7 +303,7 @@ pub fn plan(graph: &CellGraph, passes: Passes, sampled: Option<&[usize]>) -> Res
             let chosen = sampled.map(|s| s[e]);
             let mut add_conv = |input: ValueId, part: ConvPart, k: usize| {
                 let gi = match convs.iter().position(|(v, ks, _)| *v == input && *ks == k) {
-                    Some(gi) if passes.has(Pass::BatchConvs) => gi,
+                    Some(gi) if batch => gi,
                     _ => {
                         convs.push((input, k, Vec::new()));
                         convs.len() - 1

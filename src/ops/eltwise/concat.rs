@@ -65,5 +65,6 @@ impl Backward for Concat0Backward {
 pub fn concat0(tape: &Tape, parts: &[&Var]) -> Result<Var> {
     let tensors: Vec<&Tensor> = parts.iter().map(|v| &v.tensor).collect();
     let y = concat0_forward(tape.gpu(), &tensors)?;
-    Ok(tape.record(parts, y, || Box::new(Concat0Backward { shapes: parts.iter().map(|v| v.shape().to_vec()).collect() })))
+    Ok(tape
+        .record(parts, y, || Box::new(Concat0Backward { shapes: parts.iter().map(|v| v.shape().to_vec()).collect() })))
 }

@@ -1,9 +1,9 @@
 //! Elementwise ops: ReLU (with backward), add, scale, axpy and fill.
 //! Shader: `shaders/eltwise.wgsl`.
 
-pub mod cpu;
 /// Stacking along the first dimension (the wide conv of batched siblings).
 pub mod concat;
+pub mod cpu;
 pub use concat::{concat0, concat0_forward};
 
 use crate::error::{Error, Result};

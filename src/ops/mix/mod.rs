@@ -17,8 +17,15 @@
 pub mod cpu;
 pub mod gdas;
 mod tape;
+mod terms;
+mod terms_tape;
 
 pub use tape::{mixed_op, softmax_rows, weighted_sum};
+pub use terms::{
+    nested_weights_backward, nested_weights_forward, term_mix_backward_inputs, term_mix_backward_weights,
+    term_mix_into, Term, MAX_TERMS,
+};
+pub use terms_tape::{nested_weights, term_mix, TermVar};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;

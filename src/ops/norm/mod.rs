@@ -409,7 +409,8 @@ fn backward(
     }
     let [need_dx, need_dg, need_db] = needs;
     // Batch-statistics dx depends on Σ dy and Σ dy·x̂; evaluation-mode dx does not.
-    let sums = if need_dg || need_db || (need_dx && batch) { Some(grad_sums(gpu, dy, x, stats, d, xhat)?) } else { None };
+    let sums =
+        if need_dg || need_db || (need_dx && batch) { Some(grad_sums(gpu, dy, x, stats, d, xhat)?) } else { None };
     let dx = if need_dx {
         // Evaluation-mode dx ignores the sums even when dγ or dβ made us compute them.
         let centring = sums.as_ref().filter(|_| batch);
@@ -437,6 +438,7 @@ fn grad_sums(gpu: &Gpu, dy: &Tensor, x: &Tensor, stats: &BnStats, d: Dims, xhat:
 
 /// ∂L/∂x: with batch statistics (`sums` given) `γ·invstd·(dy − Σdy/M − x̂·Σdy·x̂/M)`,
 /// otherwise `γ·invstd·dy`.
+#[allow(clippy::too_many_arguments)]
 fn grad_input(
     gpu: &Gpu,
     dy: &Tensor,
@@ -482,8 +484,16 @@ impl Backward for BatchNormBackward {
 
     fn backward(&mut self, gpu: &Gpu, grad: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         let need = |i: usize| needs.get(i).copied().unwrap_or(false);
-        let g =
-            backward(gpu, grad, &self.x, &self.stats, self.gamma.as_ref(), [need(0), need(1), need(2)], self.batch, false)?;
+        let g = backward(
+            gpu,
+            grad,
+            &self.x,
+            &self.stats,
+            self.gamma.as_ref(),
+            [need(0), need(1), need(2)],
+            self.batch,
+            false,
+        )?;
         let mut out = vec![g.dx];
         if needs.len() == 3 {
             out.extend([g.dgamma, g.dbeta]);

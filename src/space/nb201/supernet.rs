@@ -31,6 +31,8 @@
 //! x `[N, in_channels, S, S]` with S = `input_size` (a multiple of 4); stage s ∈ {0, 1, 2}
 //! has `C·2^s` channels at `S/2^s`; α `[6, K]`; logits `[N, classes]`.
 
+mod simplified;
+
 use super::genotype::{Nb201Arch, Nb201Op, EDGES, NUM_EDGES, NUM_NODES, NUM_OPS};
 use super::torch_names::{self as names, Branch, Init, TensorSpec};
 use crate::error::{Error, Result};
@@ -44,8 +46,9 @@ use crate::ops::{eltwise, linear};
 use crate::search::{ArchMode, SearchModel};
 use crate::tensor::tape::{Tape, Var};
 use crate::tensor::Tensor;
-use crate::topo::Passes;
+use crate::topo::{self, CellGraph, Passes};
 use crate::util::rng::Rng;
+use simplified::Planned;
 
 /// Component name in errors.
 const OP: &str = "nb201 supernet";
@@ -501,7 +504,8 @@ impl Nb201Supernet {
     fn consts(&self, p: &Pass, shape: &[usize]) -> Result<Consts> {
         let gpu = p.tape.gpu();
         let (zeros, gdas) = match p.mixing {
-            Mixing::Softmax(_) if self.cfg.ops.contains(&Nb201Op::None) => {
+            // Only the plain cell feeds `none` to the mix as a zeros tensor.
+            Mixing::Softmax(_) if self.cfg.ops.contains(&Nb201Op::None) && self.passes.is_off() => {
                 (Some(Var::constant(Tensor::zeros(gpu, shape, "nb201 none")?)), None)
             }
             Mixing::Softmax(_) => (None, None),
@@ -603,6 +607,24 @@ impl SearchModel for Nb201Supernet {
         let mixing = self.check_inputs(x, w, a, mode)?;
         let p = Pass { tape, w, mixing, training };
         let l = &self.layout;
+        let plan = match (self.passes.is_off(), mode) {
+            (true, _) => None,
+            (false, ArchMode::Softmax) => Some(topo::plan(&CellGraph::nb201(&self.cfg)?, self.passes, None)?),
+            (false, ArchMode::Gumbel { index, .. }) => {
+                Some(topo::plan(&CellGraph::nb201(&self.cfg)?, self.passes, Some(index))?)
+            }
+        };
+        // Weights shared by every cell (α is): computed once per forward pass.
+        let planned = match (&plan, &p.mixing) {
+            (Some(plan), Mixing::Softmax(alpha)) => {
+                let nested = plan.nested.then(|| mix::nested_weights(tape, alpha, &plan.group)).transpose()?;
+                let skip_pool = plan.steps.iter().any(|s| matches!(s, topo::Step::SkipPool { .. }));
+                let probs = (skip_pool && !plan.nested).then(|| mix::softmax_rows(tape, alpha)).transpose()?;
+                Some(Planned { plan, nested, probs })
+            }
+            (Some(plan), _) => Some(Planned { plan, nested: None, probs: None }),
+            (None, _) => None,
+        };
         let h = conv::conv2d(tape, &Var::constant(x.clone()), &w[l.stem_conv], None, &Conv2dParams::same(3))?;
         let mut h = self.affine_bn(&p, &h, l.stem_bn)?;
         let mut consts: Option<Consts> = None;
@@ -614,7 +636,10 @@ impl SearchModel for Nb201Supernet {
                         consts = Some(self.consts(&p, h.shape())?);
                     }
                     let c = consts.as_ref().ok_or_else(|| internal("cell constants"))?;
-                    self.cell(&p, h, convs, c)?
+                    match &planned {
+                        Some(pl) => self.planned_cell(&p, h, convs, pl, c)?,
+                        None => self.cell(&p, h, convs, c)?,
+                    }
                 }
             };
         }
