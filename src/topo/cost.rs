@@ -46,19 +46,25 @@
 //! | `SkipPool` | reparam 1 (one depthwise 3×3); node_sum as `Mix` | reparam 3 (dx, weight partials, finish); 1 gradient sum | its input node, e |
 //! | `Sampled` | mixed_op 1; node_sum as a `Fresh` mix | mixed_op 3; 1 gradient sum | its value when it is a cell node |
 //!
-//! Gradient fan-in: a value read by r steps gets r − 1 gradient sums in backward (the tape
-//! adds the gradients as they arrive). The readers of a conv step's output count once: each
-//! mix writes its part's channel slice of one gradient buffer in place. `Accumulate` targets
-//! and node sums pass the gradient through (no kernel). Per forward pass of the network (not
-//! per cell), a plan with nested weights (pass 5) computes them once: reparam 1 forward and 1
-//! backward ([`network_plan_cost`]). Kept tensors are counted once each, as in the off model;
-//! kernel-sized tensors (merged and normalized kernels) are weights-sized, not counted.
+//! Gradient fan-in: the tape adds a reader's input gradient to the one gathered so far, one
+//! gradient sum per reader after the first (in backward order, the reverse of the steps). With
+//! any pass on, a `Mix` is a term mix, whose backward writes (or accumulates) its terms'
+//! gradients straight into the gathered buffers: its reads add no sum. So a value with o other
+//! readers (ReLU, pool, conv, skip-pool, sampled, and every mix of the `off` plan) gets o − 1
+//! sums when its last reader in step order is one of them, else o. `Accumulate` targets and
+//! node sums pass the gradient through (no kernel).
+//!
+//! Per forward pass of the network (not per cell, [`network_plan_cost`]): a plan with nested
+//! weights (pass 5) computes them once, reparam 1 forward and 1 backward; a skip-pool step with
+//! softmax weights reads `softmax(α)` computed once, mixed_op 1 forward and 1 backward. Kept
+//! tensors are counted once each, as in the off model; kernel-sized tensors (merged and
+//! normalized kernels) are weights-sized, not counted.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::AddAssign;
 
 use super::graph::{CellGraph, Module, TensorId, TensorKind};
-use super::plan::{CellPlan, ConvPart, Step, Target, ValueId};
+use super::plan::{CellPlan, ConvPart, Step, Target, ValueId, Weights};
 use crate::{Error, Result};
 
 /// Component name in errors.
@@ -404,8 +410,9 @@ struct PlanCounter<'a> {
     kept: HashMap<Kept, (u64, u64)>,
     /// Parts of a conv step's output (other values are one C-channel map).
     width: HashMap<ValueId, u64>,
-    /// Steps that read each value, for the gradient fan-in.
-    readers: HashMap<ValueId, u64>,
+    /// Per value: readers whose backward adds to the gathered gradient, and whether the last
+    /// reader so far is one of them (rather than an in-place term mix).
+    readers: HashMap<ValueId, (u64, bool)>,
     /// Whether each cell node has a value yet (node 0, the cell input, has).
     filled: Vec<bool>,
 }
@@ -420,12 +427,11 @@ impl PlanCounter<'_> {
         self.kept.insert(Kept::Value(v), (m, m * self.e));
     }
 
-    /// One more step reads `v`; a conv output counts one reader however many mixes read it.
-    fn read(&mut self, v: ValueId) {
-        let r = self.readers.entry(v).or_insert(0);
-        if *r == 0 || !self.width.contains_key(&v) {
-            *r += 1;
-        }
+    /// One more step reads `v`; `in_place` when its backward writes into the gathered gradient.
+    fn read(&mut self, v: ValueId, in_place: bool) {
+        let (adders, last_adds) = self.readers.entry(v).or_insert((0, false));
+        *adders += u64::from(!in_place);
+        *last_adds = !in_place;
     }
 
     /// A `Fresh` result into node `to`: a node sum unless it is the node's first value.
@@ -460,7 +466,7 @@ impl PlanCounter<'_> {
         self.bwd.conv += 3 + if biased { 2 } else { 0 };
         self.bwd.reparam += 3 * g * merged;
         self.bwd.grad_sum += merged;
-        self.read(input);
+        self.read(input, false);
         self.width.insert(out, p);
         self.keep(out);
         self.kept.insert(Kept::Stats(out), (0, 2 * self.channels * p));
@@ -471,8 +477,8 @@ impl PlanCounter<'_> {
     }
 
     /// A term (or sampled value, or skip-pool input) reads `v`, which α's gradient needs.
-    fn term(&mut self, v: ValueId) {
-        self.read(v);
+    fn term(&mut self, v: ValueId, in_place: bool) {
+        self.read(v, in_place);
         self.keep(v);
     }
 
@@ -481,13 +487,13 @@ impl PlanCounter<'_> {
             Step::Relu { input, out } => {
                 self.fwd.relu += 1;
                 self.bwd.relu += 1;
-                self.read(*input);
+                self.read(*input, false);
                 self.keep(*out);
             }
             Step::Pool { input, .. } => {
                 self.fwd.avg_pool += 1;
                 self.bwd.avg_pool += 1;
-                self.read(*input);
+                self.read(*input, false);
             }
             Step::ConvBn { input, parts, out, .. } => self.conv_bn(*input, parts, *out)?,
             Step::Mix { to, terms, target, .. } => {
@@ -495,10 +501,12 @@ impl PlanCounter<'_> {
                 self.fwd.mixed_op += groups;
                 self.bwd.mixed_op += 2 * groups + 1;
                 self.weights_grad();
+                // The off plan's mixed op returns whole gradients; term mixes write in place.
+                let in_place = !self.plan.passes.is_off();
                 let mut seen = HashSet::new();
                 for v in terms.iter().filter_map(|t| t.source.map(|(v, _)| v)) {
                     if seen.insert(v) {
-                        self.term(v);
+                        self.term(v, in_place);
                     }
                 }
                 self.add_to_node(*to, *target)?;
@@ -507,7 +515,7 @@ impl PlanCounter<'_> {
                 self.fwd.reparam += 1;
                 self.bwd.reparam += 3;
                 self.weights_grad();
-                self.term(*input);
+                self.term(*input, false);
                 self.add_to_node(*to, *target)?;
             }
             Step::Sampled { to, value, .. } => {
@@ -515,7 +523,7 @@ impl PlanCounter<'_> {
                 self.bwd.mixed_op += 3;
                 self.weights_grad();
                 if let Some((v, _)) = value {
-                    self.term(*v);
+                    self.term(*v, false);
                 }
                 self.add_to_node(*to, Target::Fresh)?;
             }
@@ -524,7 +532,8 @@ impl PlanCounter<'_> {
     }
 
     fn finish(mut self) -> PlanCost {
-        self.bwd.grad_sum += self.readers.values().map(|r| r.saturating_sub(1)).sum::<u64>();
+        let sums = |&(adders, last_adds): &(u64, bool)| adders - u64::from(last_adds && adders > 0);
+        self.bwd.grad_sum += self.readers.values().map(sums).sum::<u64>();
         let saved_maps = self.kept.values().map(|&(m, _)| m).sum();
         let saved_floats = self.kept.values().map(|&(_, f)| f).sum();
         let forward = CellCost { kernels: self.fwd, saved_maps, saved_floats };
@@ -559,8 +568,8 @@ pub fn plan_cost(plan: &CellPlan, shape: &CellShape) -> Result<PlanCost> {
 
 /// [`plan_cost`] of all search cells of `graph`'s network (three stages of
 /// `cells_per_stage` cells at `(C, S), (2C, S/2), (4C, S/4)`, as [`network_cost`]) at batch
-/// `batch`, plus the nested weights of a pass-5 plan (once per forward pass: reparam 1
-/// forward, 1 backward). Stem, reduction blocks and head are not included.
+/// `batch`, plus the plan's once-per-forward-pass work (nested weights, or `softmax(α)` for
+/// skip-pool steps: module docs). Stem, reduction blocks and head are not included.
 pub fn network_plan_cost(graph: &CellGraph, plan: &CellPlan, batch: usize) -> Result<PlanCost> {
     let mut total = PlanCost::default();
     for s in 0..3 {
@@ -571,6 +580,11 @@ pub fn network_plan_cost(graph: &CellGraph, plan: &CellPlan, batch: usize) -> Re
     if plan.nested {
         total.forward.kernels.reparam += 1;
         total.backward.reparam += 1;
+    }
+    let softmax_skip_pool = |s: &Step| matches!(s, Step::SkipPool { weights: Weights::Softmax, .. });
+    if plan.steps.iter().any(softmax_skip_pool) {
+        total.forward.kernels.mixed_op += 1;
+        total.backward.mixed_op += 1;
     }
     Ok(total)
 }
@@ -613,17 +627,19 @@ mod tests {
     //        bwd 12 + 6 pool + 36 BN + 12·5 conv + 6·3 mix + 27 sums (6 α + fan-in 11 + 7 + 3) = 159
     //        (the real supernet records 159 too: tests/topo_ir.rs); kept 45e + 24C.
     // exact: fwd 3 ReLU + 6 wide convs + 18 BN + 3 pool + 6 mix = 36;
-    //        bwd 3 + 3 + 18 + 6·5 + 6·3 + 21 sums (6 α + fan-in 4 + 1 + 3 + 1 + 2 + 1 + 2 + 1) = 93;
+    //        bwd 3 + 3 + 18 + 6·5 + 6·3 + 15 sums (6 α; fan-in: ReLU and pool of each node 3·2,
+    //        each shared ReLU's second conv 3·1; term mixes write in place) = 87;
     //        kept 3e ReLU + 12e BN outputs + 3e pools + 3e nodes = 21e + 24C.
     // full:  fwd 3 ReLU + 3 convs + 9 BN + 6 mix + 6 skip-pool + 6·4 merge = 51;
-    //        bwd 3 + 9 + 3·3 conv + 6·3 mix + (6·6 + 6·3) reparam + 24 sums = 117;
+    //        bwd 3 + 9 + 3·3 conv + 6·3 mix + (6·6 + 6·3) reparam + 24 sums (6 merged dw, 6 α of
+    //        the mixes, 6 of the skip-pools; fan-in: ReLU + skip-pools of n0, n1, n2: 3 + 2 + 1) = 117;
     //        kept 3e + 6e + 3e = 12e + 12C.
     #[test]
     fn plan_costs_match_the_hand_counts() {
         let g = graph(&Nb201Op::ALL);
         let figures = |c: PlanCost| (c.forward.kernels.total(), c.backward.total(), c.forward.saved_floats);
         assert_eq!(figures(cost(&g, Passes::OFF)), (75, 159, 45 * E + 24 * 16));
-        assert_eq!(figures(cost(&g, Passes::EXACT)), (36, 93, 21 * E + 24 * 16));
+        assert_eq!(figures(cost(&g, Passes::EXACT)), (36, 87, 21 * E + 24 * 16));
         assert_eq!(figures(cost(&g, Passes::FULL)), (51, 117, 12 * E + 12 * 16));
         let k = cost(&g, Passes::EXACT).forward.kernels;
         assert_eq!((k.relu, k.conv, k.batch_norm, k.avg_pool, k.mixed_op, k.node_sum), (3, 6, 18, 3, 6, 0));
