@@ -190,3 +190,26 @@ fn the_supernet_runs_with_the_configured_simplification() {
     assert_eq!(folder.read_config().unwrap().space.simplify, wgnas::topo::Passes::EXACT);
     let _ = std::fs::remove_dir_all(folder.dir());
 }
+
+#[test]
+fn tiny_searches_with_full_simplification_run_end_to_end() {
+    // TopoNAS `full` (merged kernel-normalized convs, skip+pool as one depthwise op, shared and
+    // batched modules, in-place mixing) under DARTS, MiLeNAS and GDAS (sampled paths only).
+    for strategy in ["darts-1st", "milenas", "gdas"] {
+        let dir = tmp(&format!("full-{strategy}"));
+        let mut cfg = tiny(strategy, &dir);
+        cfg.apply_override("space.simplify=full").unwrap();
+        let (out, events) = search(cfg, &SearchOptions::default());
+        assert_eq!(out.reason, FinishReason::Completed, "{strategy}");
+        assert!(matches!(events.last(), Some(RunEvent::Finished(_))), "{strategy}");
+        let log = read_metrics(&dir.join("metrics.jsonl")).unwrap();
+        let epochs: Vec<_> = log.epochs().collect();
+        let (first, last) = (epochs[0].train_loss, epochs[2].train_loss);
+        assert!(last < first, "{strategy} full: train loss {first} -> {last}");
+        // The derived architecture names the original ops.
+        assert!(wgnas::space::nb201::Nb201Arch::parse(&out.arch.to_string()).is_ok(), "{strategy}: {}", out.arch);
+        let saved = SearchConfig::load(&dir.join("config.toml")).unwrap();
+        assert_eq!(saved.space.simplify, wgnas::topo::Passes::FULL, "{strategy}: the run records its passes");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -21,7 +21,8 @@
 //! - `step_bytes`: `peak_bytes − live_bytes`, what a step needs on top of the resident state.
 //! - `dispatches`, `submissions`: [`Gpu::work`] counted around each step (not the timer's
 //!   query resolve).
-//! - `loss`: the train loss of the first timed step (read back after the timing).
+//! - `loss`: the train loss of the first (warm-up) step, from the initial weights (read back
+//!   after the timing).
 //!
 //! [`measure_case`] measures one (shape, strategy, TopoNAS passes) case; `wgnas bench
 //! simplify` ([`super::simplify`]) uses it to compare pass sets.
@@ -323,21 +324,16 @@ fn ms_since(t: Instant) -> f64 {
 }
 
 /// Records one step through `step`, submits it on its own, waits for it, and adds its
-/// times and work counters to `totals`; returns the step's train loss (not read back).
+/// times and work counters to `totals`.
 /// Only the step's own dispatches and submissions are counted (not the timer's query resolve).
-fn timed_step(
-    gpu: &Gpu,
-    timer: &Timer,
-    step: &mut dyn FnMut() -> Result<Tensor>,
-    totals: &mut Totals,
-) -> Result<Option<Tensor>> {
+fn timed_step(gpu: &Gpu, timer: &Timer, step: &mut dyn FnMut() -> Result<Tensor>, totals: &mut Totals) -> Result<()> {
     gpu.wait()?;
-    let (mut record_ms, mut work, mut loss) = (0.0, WorkStats::default(), None);
+    let (mut record_ms, mut work) = (0.0, WorkStats::default());
     let t0 = Instant::now();
     let ms = timer.time(gpu, || {
         let before = gpu.work();
         let r0 = Instant::now();
-        loss = Some(step()?);
+        step()?;
         gpu.flush()?;
         record_ms = ms_since(r0);
         let after = gpu.work();
@@ -350,7 +346,7 @@ fn timed_step(
     totals.record_ms += record_ms;
     totals.work.dispatches += work.dispatches;
     totals.work.submissions += work.submissions;
-    Ok(loss)
+    Ok(())
 }
 
 /// One case to measure: a shape, a strategy and the TopoNAS passes of the supernet.
@@ -393,8 +389,13 @@ fn measure_inner(gpu: &Gpu, timer: &Timer, case: &Case<'_>) -> Result<StepRow> {
     let mut step = || strategy.step(gpu, &model, &train, &val).map(|out| out.train_loss);
 
     let warmup = case.warmup.max(1);
+    // The loss of the very first step: computed from the initial weights (DARTS-style steps
+    // move α first, by Adam's sign-like first update), so cases that compute the same function
+    // agree on it up to float rounding. Later steps amplify rounding through training.
+    let mut first_loss = None;
     for _ in 0..warmup {
-        step()?;
+        let loss = step()?;
+        first_loss = first_loss.or(Some(loss));
         gpu.flush()?;
     }
     gpu.wait()?;
@@ -402,10 +403,8 @@ fn measure_inner(gpu: &Gpu, timer: &Timer, case: &Case<'_>) -> Result<StepRow> {
     gpu.pool().reset_peak();
     let reps = case.reps.max(1);
     let mut totals = Totals::default();
-    let mut first_loss = None;
     for _ in 0..reps {
-        let loss = timed_step(gpu, timer, &mut step, &mut totals)?;
-        first_loss = first_loss.or(loss);
+        timed_step(gpu, timer, &mut step, &mut totals)?;
     }
     let peak = gpu.memory().peak;
     let loss = match first_loss {
