@@ -949,3 +949,16 @@ fn events_reach_every_sink_and_serialize() {
     stop.request();
     assert!(seen.is_requested());
 }
+
+#[test]
+fn knorm_gain_needs_the_merge_pass_and_keeps_old_hashes() {
+    let off = SearchConfig::default();
+    assert!(!off.space.knorm_gain);
+    assert_eq!(off.config_hash(), "d7d930b381b61b95", "the key's default leaves the hash alone");
+    let e = err_text(parse("[space]\nknorm_gain = true\n").unwrap().validate());
+    assert!(e.contains("knorm_gain") && e.contains("merge-convs"), "{e}");
+    let full = parse("[space]\nsimplify = \"full\"\nknorm_gain = true\n").unwrap();
+    assert!(full.space.knorm_gain && full.validate().is_ok());
+    let no_gain = parse("[space]\nsimplify = \"full\"\n").unwrap();
+    assert_ne!(full.config_hash(), no_gain.config_hash(), "gains change the supernet");
+}

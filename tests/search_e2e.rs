@@ -199,6 +199,10 @@ fn tiny_searches_with_full_simplification_run_end_to_end() {
         let dir = tmp(&format!("full-{strategy}"));
         let mut cfg = tiny(strategy, &dir);
         cfg.apply_override("space.simplify=full").unwrap();
+        if strategy == "milenas" {
+            // Learned kernel-normalization gains: extra weights that checkpoint like the others.
+            cfg.apply_override("space.knorm_gain=true").unwrap();
+        }
         let (out, events) = search(cfg, &SearchOptions::default());
         assert_eq!(out.reason, FinishReason::Completed, "{strategy}");
         assert!(matches!(events.last(), Some(RunEvent::Finished(_))), "{strategy}");

@@ -173,3 +173,30 @@ fn merge_linear_alone_equals_separate_skip_and_pool() {
         assert_same(&passes.to_string(), &names, &got, &off);
     }
 }
+
+#[test]
+fn learned_kernel_norm_gains_start_neutral_and_train() {
+    let (mut m, alpha) = model(&Nb201Op::ALL, 61);
+    m.set_passes(Passes::FULL);
+    let plain = run(&m, &alpha, None, true, 10);
+    let n = m.weights().len();
+    m.set_knorm_gain(gpu(), true).unwrap();
+    let gain_names: Vec<&String> = m.weight_names().iter().filter(|s| s.starts_with("topo/")).collect();
+    // One [C] gain per candidate conv: 2 convs × 6 edges × 6 cells.
+    assert_eq!(m.weights().len(), n + 72);
+    assert_eq!(gain_names.len(), 72);
+    assert!(gain_names[0].ends_with(".knorm_gain"), "{}", gain_names[0]);
+    let with_gain = run(&m, &alpha, None, true, 10);
+    // Gains of 1 keep the function, and every gain gets a gradient.
+    assert_close("gain 1 logits", &with_gain.logits, &plain.logits, RTOL);
+    for (name, g) in m.weight_names().iter().zip(&with_gain.dw).skip(n) {
+        assert!(g.iter().any(|v| v.abs() > 1e-7), "no gradient reaches {name}");
+    }
+    // A different gain on one candidate changes the merged kernel's mix, hence the output.
+    let name = gain_names[0].clone();
+    m.load(gpu(), &name, &randn(62, 5).iter().map(|v| 1.0 + 0.5 * v).collect::<Vec<_>>()).unwrap();
+    let changed = run(&m, &alpha, None, true, 10);
+    assert!(closeness(&changed.logits, &plain.logits, RTOL) > 1.0, "the gain takes effect");
+    m.set_knorm_gain(gpu(), false).unwrap();
+    assert_eq!(m.weights().len(), n, "switching the gains off removes them");
+}

@@ -40,6 +40,8 @@ const WHAT: &str = "config";
 /// How the serialized `[space]` section spells the default simplification (see
 /// [`SearchConfig::config_hash`]).
 const OFF_LINE: &str = "simplify = \"off\"\n";
+/// How the serialized `[space]` section spells the default (no) kernel-normalization gain.
+const NO_GAIN_LINE: &str = "knorm_gain = false\n";
 
 /// A whole search run's settings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -79,6 +81,9 @@ pub struct SpaceConfig {
     /// `full` (plus the re-parameterization passes 5–6) or a comma-separated pass list
     /// ([`Passes::valid_values`]). Written as the string; a bad value fails to load.
     pub simplify: Passes,
+    /// With `merge-convs`: give every candidate conv a learned per-filter gain after its
+    /// kernel normalization (extra weights `topo/…knorm_gain`, initialised to 1).
+    pub knorm_gain: bool,
 }
 
 /// `[data]`: the training images, the weights/α split and batching.
@@ -168,6 +173,7 @@ impl Default for SpaceConfig {
             in_channels: 1,
             classes: 10,
             simplify: Passes::OFF,
+            knorm_gain: false,
         }
     }
 }
@@ -506,6 +512,9 @@ impl SearchConfig {
             // The serializer writes exactly this line; without it the text is the pre-key form.
             text = text.replacen(OFF_LINE, "", 1);
         }
+        if !c.space.knorm_gain {
+            text = text.replacen(NO_GAIN_LINE, "", 1);
+        }
         format!("{:016x}", fnv1a64(text.as_bytes()))
     }
 
@@ -558,6 +567,13 @@ impl SpaceConfig {
             } else if self.ops[..i].contains(op) {
                 problems.push(format!("space.ops: '{op}' is listed twice"));
             }
+        }
+        if self.knorm_gain && !self.simplify.has(crate::topo::Pass::MergeConvs) {
+            problems.push(format!(
+                "space.knorm_gain needs the merge-convs pass (space.simplify = \"full\" or a list with \
+                 merge-convs); simplify is '{}'",
+                self.simplify
+            ));
         }
     }
 }

@@ -86,13 +86,15 @@ pub fn nb201_config(cfg: &SearchConfig, data: &Dataset) -> Result<Nb201Config> {
     Ok(ncfg)
 }
 
-/// Builds the supernet of `cfg` on `gpu`, with the TopoNAS passes of `space.simplify`.
+/// Builds the supernet of `cfg` on `gpu`, with the TopoNAS passes of `space.simplify` (and the
+/// learned kernel-normalization gains of `space.knorm_gain`).
 pub fn build_model(gpu: &Gpu, cfg: &SearchConfig, data: &Dataset) -> Result<Nb201Supernet> {
     if cfg.space.name != "nb201" {
         return Err(Error::invalid("search", format!("space '{}' is not available yet; use nb201", cfg.space.name)));
     }
     let mut model = Nb201Supernet::new(gpu, nb201_config(cfg, data)?, cfg.run.seed)?;
     model.set_passes(cfg.space.simplify);
+    model.set_knorm_gain(gpu, cfg.space.knorm_gain)?;
     Ok(model)
 }
 

@@ -381,7 +381,11 @@ pub fn export_torch(run_dir: &Path, out: &Path) -> Result<usize> {
     let ck = latest.checkpoint.ok_or_else(|| {
         Error::invalid("export", format!("{} has no checkpoint yet", folder.checkpoints_dir().display()))
     })?;
-    let tensors: Vec<_> = ck.tensors.into_iter().filter(|t| !t.name.starts_with(state::STRATEGY_PREFIX)).collect();
+    // Strategy state and the simplified supernet's own weights (kernel-normalization gains)
+    // have no PyTorch counterpart.
+    let pytorch =
+        |name: &str| !name.starts_with(state::STRATEGY_PREFIX) && !name.starts_with(crate::space::nb201::GAIN_PREFIX);
+    let tensors: Vec<_> = ck.tensors.into_iter().filter(|t| pytorch(&t.name)).collect();
     crate::run::checkpoint::write_safetensors(out, &tensors)?;
     Ok(tensors.len())
 }

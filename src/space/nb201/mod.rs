@@ -12,4 +12,4 @@ pub mod supernet;
 /// PyTorch state-dict names of the supernet's tensors.
 pub mod torch_names;
 
-pub use supernet::{Nb201Config, Nb201Supernet};
+pub use supernet::{Nb201Config, Nb201Supernet, GAIN_PREFIX};

@@ -315,7 +315,14 @@ pub struct Nb201Supernet {
     running: Vec<(Tensor, Tensor)>,
     /// The TopoNAS passes the forward pass applies (DESIGN.md §4); `off` by default.
     passes: Passes,
+    /// Learned kernel-normalization gains (pass 5): conv weight index → gain weight index.
+    /// The gains follow the PyTorch weights in `weights`, named [`GAIN_PREFIX`]`…knorm_gain`.
+    gains: std::collections::HashMap<usize, usize>,
 }
+
+/// Name prefix of the weights that exist only in wgnas's simplified supernet (not in the
+/// PyTorch model): left out of PyTorch exports.
+pub const GAIN_PREFIX: &str = "topo/";
 
 /// How the edges of one forward pass mix their candidates.
 enum Mixing<'a> {
@@ -365,7 +372,16 @@ impl Nb201Supernet {
             running.push((t(&pair[0])?, t(&pair[1])?));
         }
         let names = layout.weights.iter().map(|s| s.name.clone()).collect();
-        Ok(Nb201Supernet { cfg, layout, weights, names, alphas, running, passes: Passes::OFF })
+        Ok(Nb201Supernet {
+            cfg,
+            layout,
+            weights,
+            names,
+            alphas,
+            running,
+            passes: Passes::OFF,
+            gains: Default::default(),
+        })
     }
 
     /// Chooses the TopoNAS passes of later forward passes. Exact passes keep the function;
@@ -377,6 +393,47 @@ impl Nb201Supernet {
     /// The TopoNAS passes in use.
     pub fn passes(&self) -> Passes {
         self.passes
+    }
+
+    /// Adds (or removes) a learned per-filter gain `[C]` for every candidate conv, applied
+    /// after its kernel normalization when `merge-convs` is on (`K̂ = g·K/‖K‖`). New gains
+    /// start at 1, so switching them on keeps the function; they are extra weights named
+    /// `topo/<conv prefix>.knorm_gain`, after the PyTorch ones.
+    pub fn set_knorm_gain(&mut self, gpu: &Gpu, on: bool) -> Result<()> {
+        if on == !self.gains.is_empty() {
+            return Ok(());
+        }
+        if !on {
+            let n = self.layout.weights.len();
+            self.weights.truncate(n);
+            self.names.truncate(n);
+            self.gains.clear();
+            return Ok(());
+        }
+        let convs: Vec<usize> = self
+            .layout
+            .modules
+            .iter()
+            .filter_map(|m| match m {
+                Module::Cell { convs } => Some(convs.iter().flatten().flatten().copied().collect::<Vec<_>>()),
+                Module::Block(_) => None,
+            })
+            .flatten()
+            .collect();
+        for conv in convs {
+            let c = self.layout.weights[conv].shape[0];
+            let name = self.names[conv].strip_suffix(".weight").unwrap_or(&self.names[conv]).to_string();
+            let name = format!("{GAIN_PREFIX}{name}.knorm_gain");
+            self.weights.push(Tensor::from_slice(gpu, &vec![1.0; c], &[c], &name)?);
+            self.names.push(name);
+            self.gains.insert(conv, self.weights.len() - 1);
+        }
+        Ok(())
+    }
+
+    /// Whether the candidate convs have learned kernel-normalization gains.
+    pub fn knorm_gain(&self) -> bool {
+        !self.gains.is_empty()
     }
 
     /// The configuration.

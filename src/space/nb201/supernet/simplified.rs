@@ -148,7 +148,8 @@ impl Nb201Supernet {
                     for &col in &pl.plan.group {
                         let i = convs.get(edge).and_then(|e| e.get(col).copied().flatten());
                         let i = i.ok_or_else(|| internal("merged conv member without weights"))?;
-                        normed.push(reparam::kernel_norm(t, &p.w[i], None)?);
+                        let gain = self.gains.get(&i).map(|&g| &p.w[g]);
+                        normed.push(reparam::kernel_norm(t, &p.w[i], gain)?);
                     }
                     let refs: Vec<&Var> = normed.iter().collect();
                     ws.push(reparam::merge_kernels(t, nested, edge, &pl.plan.group, &refs, k)?);
