@@ -400,7 +400,7 @@ impl Nb201Supernet {
     /// start at 1, so switching them on keeps the function; they are extra weights named
     /// `topo/<conv prefix>.knorm_gain`, after the PyTorch ones.
     pub fn set_knorm_gain(&mut self, gpu: &Gpu, on: bool) -> Result<()> {
-        if on == !self.gains.is_empty() {
+        if on == self.knorm_gain() {
             return Ok(());
         }
         if !on {
