@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::config::SearchConfig;
 use super::events::{RunEnd, RunEvent, RunStart};
-use super::folder::RunFolder;
+use super::folder::{CONFIG_FILE, METRICS_FILE};
 use super::metrics::{read_metrics, EpochRecord, MetricRecord, StepRecord};
 use crate::error::Result;
 
@@ -72,7 +72,7 @@ impl RunHistory {
     /// (follows a run that another process is still writing). Returns how many were added.
     pub fn refresh(&mut self) -> Result<usize> {
         let Some(dir) = &self.run_dir else { return Ok(0) };
-        let path = RunFolder::open(dir)?.metrics_path();
+        let path = dir.join(METRICS_FILE);
         if !path.exists() {
             return Ok(0);
         }
