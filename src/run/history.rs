@@ -60,10 +60,10 @@ impl RunHistory {
     }
 
     /// Reads a run folder written by the CLI or the app: its config and all its metrics.
+    /// Read-only: the folder is not touched (another process may still be writing it).
     pub fn open(dir: &Path) -> Result<Self> {
-        let folder = RunFolder::open(dir)?;
-        let mut h =
-            RunHistory { config: Some(folder.read_config()?), run_dir: Some(dir.to_path_buf()), ..Default::default() };
+        let config = SearchConfig::load(&dir.join(CONFIG_FILE))?;
+        let mut h = RunHistory { config: Some(config), run_dir: Some(dir.to_path_buf()), ..Default::default() };
         h.refresh()?;
         Ok(h)
     }
