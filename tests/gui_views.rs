@@ -46,8 +46,8 @@ fn history() -> RunHistory {
             train_loss: 2.3 - 0.1 * g as f64,
             train_acc: 10.0 + 4.0 * g as f64,
             // Validation only on even steps: the plots must cope with gaps.
-            val_loss: (g % 2 == 0).then(|| 2.4 - 0.09 * g as f64),
-            val_acc: (g % 2 == 0).then(|| 9.0 + 3.5 * g as f64),
+            val_loss: (g % 2 == 0).then_some(2.4 - 0.09 * g as f64),
+            val_acc: (g % 2 == 0).then_some(9.0 + 3.5 * g as f64),
             lr_w: 0.025,
             lr_alpha: 3e-4,
             step_ms: 120.0 + (g % 3) as f64 * 10.0,

@@ -53,17 +53,14 @@ impl LivePlots {
         let height = ((ui.available_height() - 60.0) / 2.0).max(140.0);
         let x_label = if *x_axis == XAxis::Step { "global step" } else { "epoch" };
         egui::ScrollArea::vertical().show(ui, |ui| {
-            egui::Grid::new("live_plots_grid").num_columns(2).show(ui, |ui| {
-                for (i, fig) in figures.iter().enumerate() {
-                    ui.vertical(|ui| {
-                        ui.set_width(((ui.available_width() - 8.0) / 2.0).max(200.0));
-                        fig.show(ui, x_label, height);
-                    });
-                    if i % 2 == 1 {
-                        ui.end_row();
+            // Two equal columns per row of figures.
+            for pair in figures.chunks(2) {
+                ui.columns(2, |cols| {
+                    for (col, fig) in cols.iter_mut().zip(pair) {
+                        fig.show(col, x_label, height);
                     }
-                }
-            });
+                });
+            }
         });
     }
 }

@@ -241,6 +241,9 @@ fn edge_tooltip(row: usize, alpha: &[Vec<f32>], names: &[String]) -> String {
     s
 }
 
+/// One x position and the softmax(α) logged there.
+type AlphaAt<'a> = (f64, &'a [Vec<f32>]);
+
 /// softmax(α) of edge `row` per op over the epochs (or the logged steps before the first
 /// epoch), with a button that closes it.
 fn alpha_history(ui: &mut egui::Ui, run: &RunHistory, row: usize, names: &[String], selected: &mut Option<usize>) {
@@ -250,7 +253,7 @@ fn alpha_history(ui: &mut egui::Ui, run: &RunHistory, row: usize, names: &[Strin
             *selected = None;
         }
     });
-    let (x_label, rows): (&str, Vec<(f64, &[Vec<f32>])>) = if run.epochs.is_empty() {
+    let (x_label, rows): (&str, Vec<AlphaAt>) = if run.epochs.is_empty() {
         ("global step", run.steps.iter().map(|s| (s.global_step as f64, s.alpha_softmax.as_slice())).collect())
     } else {
         ("epoch", run.epochs.iter().map(|e| (e.epoch as f64 + 1.0, e.alpha_softmax.as_slice())).collect())
