@@ -1,0 +1,4 @@
+//! The desktop app (egui).
+
+pub mod export;
+pub mod runs;
