@@ -55,23 +55,21 @@ fn final_row(ui: &mut egui::Ui, run: &RunHistory) {
     let scores = run.epochs.last().filter(|e| e.arch == arch).and_then(|e| e.nb201.as_ref());
     let heading = if finished { "Final architecture" } else { "Current architecture" };
     ui.label(egui::RichText::new(heading).strong());
+    // One field per row: a long architecture string must not widen the whole view.
     egui::Grid::new("bench_final_row").striped(true).show(ui, |ui| {
         ui.label("architecture");
+        ui.label(egui::RichText::new(arch).monospace());
+        ui.end_row();
         if let Some(s) = scores {
-            for (name, _) in datasets(s) {
+            for (name, d) in datasets(s) {
                 ui.label(name);
+                ui.label(format!("{:.2} %", d.accuracy));
+                ui.end_row();
             }
             ui.label("CIFAR-10 rank");
-        }
-        ui.end_row();
-        ui.label(egui::RichText::new(arch).monospace());
-        if let Some(s) = scores {
-            for (_, d) in datasets(s) {
-                ui.label(format!("{:.2} %", d.accuracy));
-            }
             ui.label(format!("{} / {}", s.cifar10.rank, s.total));
+            ui.end_row();
         }
-        ui.end_row();
     });
 }
 
