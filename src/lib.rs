@@ -10,6 +10,7 @@ pub mod data;
 pub mod demo;
 pub mod error;
 pub mod gpu;
+pub mod gui;
 pub mod nn;
 pub mod ops;
 pub mod run;
