@@ -14,12 +14,19 @@ struct Cli {
     /// Restrict to one backend: vulkan, metal, dx12 or gl.
     #[arg(long, global = true, env = "WGNAS_BACKEND")]
     backend: Option<String>,
+    /// What to do; without a subcommand the desktop app opens (as `wgnas gui`).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Open the desktop app: set up and run searches, watch them live, browse past runs.
+    Gui {
+        /// Start with this search setup (TOML, as `wgnas search --config`).
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+    },
     /// List every GPU adapter with the limits and features that matter for compute.
     Devices {
         /// Print JSON instead of text.
@@ -162,7 +169,8 @@ enum BenchCommand {
 fn main() {
     let cli = Cli::parse();
     let choice = AdapterChoice { name: cli.adapter.clone(), backend: cli.backend.clone() };
-    if let Err(e) = run(cli.command, &choice) {
+    let command = cli.command.unwrap_or(Command::Gui { config: None });
+    if let Err(e) = run(command, &choice) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
@@ -170,6 +178,7 @@ fn main() {
 
 fn run(command: Command, choice: &AdapterChoice) -> wgnas::Result<()> {
     match command {
+        Command::Gui { config } => gui(choice, config),
         Command::Devices { json } => devices(choice, json),
         Command::Search { flags, resume, init_from } => run_search(choice, &flags, resume, init_from),
         Command::Export { run, format, out } => export(&run, &format, out),
@@ -187,6 +196,17 @@ fn run(command: Command, choice: &AdapterChoice) -> wgnas::Result<()> {
             bench_simplify(choice, opts)
         }
     }
+}
+
+fn gui(choice: &AdapterChoice, config: Option<std::path::PathBuf>) -> wgnas::Result<()> {
+    let mut options = wgnas::gui::AppOptions::default();
+    if let Some(path) = config {
+        options.config = wgnas::run::SearchConfig::load(&path)?;
+        options.config_path = Some(path);
+    }
+    // --adapter / --backend choose the searches' device, as for `wgnas search`.
+    options.config.set_device(choice.name.as_deref(), choice.backend.as_deref());
+    wgnas::gui::run_app(options)
 }
 
 fn run_search(

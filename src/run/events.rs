@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -152,5 +153,68 @@ impl StopSignal {
     /// Whether a stop was asked for.
     pub fn is_requested(&self) -> bool {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A pause request shared between a run and whoever may pause it (a GUI button). The worker
+/// checks it between steps and, while it is set, waits (without using the GPU) until it is
+/// cleared or a stop is requested.
+#[derive(Debug, Clone, Default)]
+pub struct PauseSignal(Arc<AtomicBool>);
+
+impl PauseSignal {
+    /// How often a paused run looks at its signals again.
+    const POLL: Duration = Duration::from_millis(20);
+
+    /// Not paused.
+    pub fn new() -> Self {
+        PauseSignal::default()
+    }
+
+    /// Asks the run to pause after its current step.
+    pub fn pause(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Lets a paused run continue.
+    pub fn resume(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether a pause is asked for.
+    pub fn is_paused(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Blocks while paused and no stop is requested; returns how long it waited.
+    pub fn wait_while_paused(&self, stop: &StopSignal) -> Duration {
+        let start = Instant::now();
+        while self.is_paused() && !stop.is_requested() {
+            std::thread::sleep(Self::POLL);
+        }
+        start.elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pause_blocks_until_resumed_or_stopped() {
+        let (pause, stop) = (PauseSignal::new(), StopSignal::new());
+        assert!(pause.wait_while_paused(&stop) < Duration::from_millis(50), "not paused: no wait");
+        pause.pause();
+        let p = pause.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            p.resume();
+        });
+        assert!(pause.wait_while_paused(&stop) >= Duration::from_millis(90));
+        t.join().unwrap();
+        pause.pause();
+        stop.request();
+        assert!(pause.wait_while_paused(&stop) < Duration::from_millis(50), "a stop ends the pause");
+        assert!(pause.is_paused());
     }
 }

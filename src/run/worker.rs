@@ -16,7 +16,7 @@ use crate::gpu::readback::PendingRead;
 use crate::gpu::Gpu;
 use crate::run::checkpoint::read_safetensors;
 use crate::run::config::SearchConfig;
-use crate::run::events::{EventSink, FinishReason, RunEnd, RunEvent, RunStart, StopSignal};
+use crate::run::events::{EventSink, FinishReason, PauseSignal, RunEnd, RunEvent, RunStart, StopSignal};
 use crate::run::folder::{GenotypeFile, RunFolder};
 use crate::run::metrics::{softmax_rows, EpochRecord, MetricsWriter, Nb201Scores, StepRecord};
 use crate::run::setup::{self, SearchData};
@@ -34,6 +34,8 @@ pub struct SearchOptions {
     pub init_from: Option<PathBuf>,
     /// Stop (after checkpointing) when requested.
     pub stop: StopSignal,
+    /// Pause between steps while set (a stop still ends a paused run).
+    pub pause: PauseSignal,
     /// Stop after this many steps in total, as if killed (for tests of resuming); 0 = never.
     pub max_steps: u64,
 }
@@ -217,6 +219,10 @@ impl Run<'_> {
             }
             let mut in_flight: Option<InFlight> = None;
             while *step < self.steps_per_epoch {
+                if opts.pause.is_paused() && self.pause(&mut in_flight, opts)? {
+                    self.checkpoint(*epoch, *step, *global_step)?;
+                    return Ok(FinishReason::Stopped);
+                }
                 let train = upload(&self.gpu, &train_loader.next_batch()?, "train images")?;
                 let val = upload(&self.gpu, &val_loader.next_batch()?, "validation images")?;
                 let out = self.strategy.step(&self.gpu, &self.model, &train, &val)?;
@@ -268,6 +274,18 @@ impl Run<'_> {
             }
         }
         Ok(FinishReason::Completed)
+    }
+
+    /// Waits while `opts.pause` is set, after collecting the step in flight (so the front-end
+    /// shows where the run paused). The paused time is left out of the next step time.
+    /// Returns whether a stop was requested meanwhile.
+    fn pause(&mut self, in_flight: &mut Option<InFlight>, opts: &SearchOptions) -> Result<bool> {
+        if let Some(prev) = in_flight.take() {
+            self.collect(prev)?;
+        }
+        let paused = opts.pause.wait_while_paused(&opts.stop);
+        self.last_step_at += paused;
+        Ok(opts.stop.is_requested())
     }
 
     /// Waits for one step's values (already computed: a later step has been submitted) and logs them.

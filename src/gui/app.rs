@@ -1,0 +1,370 @@
+//! The app shell: the run-control bar on top, the setup panel on the left, and the central
+//! area with one tab per view. Each tab is drawn by ONE function of the form
+//! `fn xxx_tab(&mut self, ui: &mut Ui)` (see [`Tab`]), which renders from the shown
+//! [`RunHistory`] ([`WgnasApp::shown_history`]): the live run's, or a run replayed from a folder.
+//!
+//! The app needs no eframe to be built or drawn ([`WgnasApp::new`], [`WgnasApp::ui`]), so tests
+//! drive it through egui_kittest; [`eframe::App`] only forwards to it.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use egui::{RichText, Ui};
+
+use super::session::{self, Session, SessionState};
+use super::setup::SetupPanel;
+use crate::run::{RunHistory, SearchConfig};
+
+/// How often the UI repaints while a run is active (≥ 10 frames a second).
+pub const LIVE_REPAINT: Duration = Duration::from_millis(100);
+
+/// How the app starts.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// The setup the panel starts with.
+    pub config: SearchConfig,
+    /// The TOML file it came from, if any (Save writes back there).
+    pub config_path: Option<PathBuf>,
+}
+
+impl Default for AppOptions {
+    /// The CLI's default search, logged every 5 steps so the views move often.
+    fn default() -> Self {
+        let mut config = SearchConfig::default();
+        config.run.log_every = 5;
+        AppOptions { config, config_path: None }
+    }
+}
+
+/// The central area's tabs, in display order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    /// The run at a glance: architecture, epochs, end or error.
+    Summary,
+    /// Live loss/accuracy, per-edge entropy and step-time plots.
+    Plots,
+    /// The softmax(α) heatmap with its epoch slider.
+    Weights,
+    /// The cell DAG and the simplified execution graph.
+    Topology,
+    /// NAS-Bench-201 accuracy and rank per epoch.
+    Benchmark,
+    /// Past run folders.
+    Runs,
+}
+
+impl Tab {
+    /// Every tab.
+    pub const ALL: [Tab; 6] = [Tab::Summary, Tab::Plots, Tab::Weights, Tab::Topology, Tab::Benchmark, Tab::Runs];
+
+    /// The tab's title (also its accessible label).
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Summary => "Summary",
+            Tab::Plots => "Plots",
+            Tab::Weights => "Architecture weights",
+            Tab::Topology => "Topology",
+            Tab::Benchmark => "Benchmark",
+            Tab::Runs => "Runs",
+        }
+    }
+}
+
+/// Smoothed time the app spends building a frame (its own CPU time, not the GPU's).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FrameStats {
+    /// Exponential moving average of the frame build time, in ms.
+    pub avg_ms: f64,
+    /// The slowest frame so far, in ms.
+    pub max_ms: f64,
+    /// Frames drawn.
+    pub frames: u64,
+}
+
+impl FrameStats {
+    fn record(&mut self, ms: f64) {
+        self.avg_ms = if self.frames == 0 { ms } else { 0.9 * self.avg_ms + 0.1 * ms };
+        self.max_ms = self.max_ms.max(ms);
+        self.frames += 1;
+    }
+}
+
+/// The wgnas desktop app.
+pub struct WgnasApp {
+    /// The search setup (left panel).
+    pub setup: SetupPanel,
+    /// The live run, once one was started.
+    pub session: Option<Session>,
+    /// A run opened from a folder, shown instead of the live run while set.
+    pub replay: Option<RunHistory>,
+    /// The central tab shown.
+    pub tab: Tab,
+    /// Why the last Start failed, if it did.
+    pub start_error: Option<String>,
+    /// Frame build times.
+    pub frames: FrameStats,
+}
+
+impl WgnasApp {
+    /// The app with `options`; needs no window (tests draw it with egui_kittest).
+    pub fn new(options: AppOptions) -> Self {
+        let mut setup = SetupPanel::new(options.config);
+        if let Some(p) = &options.config_path {
+            setup.set_setup_file(p);
+        }
+        WgnasApp {
+            setup,
+            session: None,
+            replay: None,
+            tab: Tab::Summary,
+            start_error: None,
+            frames: FrameStats::default(),
+        }
+    }
+
+    /// The history the views show: the replayed run if one is open, else the live run's.
+    pub fn shown_history(&self) -> Option<&RunHistory> {
+        self.replay.as_ref().or(self.session.as_ref().map(|s| &s.history))
+    }
+
+    /// Whether a search is running (or paused, or stopping).
+    pub fn run_active(&self) -> bool {
+        self.session.as_ref().is_some_and(Session::is_active)
+    }
+
+    /// Starts the setup's search on a worker thread (when it is valid and none is running).
+    pub fn start(&mut self, repaint: Option<egui::Context>) {
+        if self.run_active() || !self.setup.can_start() {
+            return;
+        }
+        match Session::start(self.setup.config.clone(), repaint) {
+            Ok(s) => {
+                self.session = Some(s);
+                self.replay = None;
+                self.start_error = None;
+            }
+            Err(e) => self.start_error = Some(e.to_string()),
+        }
+    }
+
+    /// Draws the whole app into `ui` (one frame).
+    pub fn ui(&mut self, ui: &mut Ui) {
+        let t0 = Instant::now();
+        if let Some(s) = &mut self.session {
+            s.poll();
+        }
+        egui::Panel::top("run_control").show(ui, |ui| self.run_control(ui));
+        egui::Panel::left("setup").default_size(320.0).resizable(true).show(ui, |ui| self.setup.ui(ui));
+        egui::CentralPanel::default_margins().show(ui, |ui| self.central(ui));
+        if self.run_active() || self.setup.waiting_for_dialog() {
+            ui.ctx().request_repaint_after(LIVE_REPAINT);
+        }
+        self.frames.record(t0.elapsed().as_secs_f64() * 1e3);
+    }
+
+    /// The top bar: Start / Pause / Resume / Stop, progress with ETA, adapter and GPU memory.
+    fn run_control(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            let state = self.session.as_ref().map(Session::state);
+            let can_start = !self.run_active() && self.setup.can_start();
+            let start = ui.add_enabled(can_start, egui::Button::new("Start"));
+            let start = if can_start { start } else { start.on_disabled_hover_text(self.start_blocker()) };
+            if start.clicked() {
+                self.start(Some(ui.ctx().clone()));
+            }
+            let paused = state == Some(SessionState::Paused);
+            let running = state == Some(SessionState::Running);
+            if ui.add_enabled(running, egui::Button::new("Pause")).clicked() {
+                self.with_session(Session::pause);
+            }
+            if ui.add_enabled(paused, egui::Button::new("Resume")).clicked() {
+                self.with_session(Session::resume);
+            }
+            if ui.add_enabled(running || paused, egui::Button::new("Stop")).clicked() {
+                self.with_session(Session::stop);
+            }
+            ui.separator();
+            self.progress_ui(ui, state);
+        });
+        if let Some(h) = self.session.as_ref().map(|s| &s.history) {
+            ui.horizontal(|ui| {
+                ui.label(format!("Adapter: {}", h.device.as_deref().unwrap_or("starting…")));
+                if let Some((live, peak)) = session::gpu_memory(h) {
+                    ui.separator();
+                    ui.label(format!(
+                        "GPU memory: {} live, {} peak",
+                        session::format_mib(live),
+                        session::format_mib(peak)
+                    ));
+                }
+                ui.separator();
+                ui.label(RichText::new(format!("frame {:.1} ms", self.frames.avg_ms)).weak());
+            });
+        }
+        let failure = self.session.as_ref().and_then(|s| s.history.failure.clone());
+        for msg in self.start_error.iter().chain(failure.iter()) {
+            ui.label(RichText::new(format!("Run failed: {msg}")).color(ui.visuals().error_fg_color));
+        }
+    }
+
+    fn with_session(&self, f: impl FnOnce(&Session)) {
+        if let Some(s) = &self.session {
+            f(s);
+        }
+    }
+
+    /// Why Start is disabled.
+    fn start_blocker(&mut self) -> String {
+        if self.run_active() {
+            "a search is running".into()
+        } else {
+            format!("fix the setup first: {} problem(s)", self.setup.problems().items.len())
+        }
+    }
+
+    /// The progress bar: steps done / total, state and ETA.
+    fn progress_ui(&self, ui: &mut Ui, state: Option<SessionState>) {
+        let Some(s) = &self.session else {
+            ui.label("No run yet: set up a search and press Start.");
+            return;
+        };
+        let h = &s.history;
+        let what = match state {
+            Some(SessionState::Paused) => "paused",
+            Some(SessionState::Stopping) => "stopping",
+            Some(SessionState::Ended) => match (&h.end, &h.failure) {
+                (Some(_), _) => "finished",
+                (None, Some(_)) => "failed",
+                _ => "ended",
+            },
+            _ if h.device.is_none() => "starting",
+            _ => "running",
+        };
+        let (text, fraction) = match h.progress() {
+            Some((done, total)) => {
+                let eta = match (state, s.eta()) {
+                    (Some(SessionState::Running), Some(d)) => format!(", ETA {}", session::format_duration(d)),
+                    _ => String::new(),
+                };
+                (format!("{what}: step {done} / {total}{eta}"), done as f32 / total.max(1) as f32)
+            }
+            None => (format!("{what} ({})", session::format_duration(s.elapsed())), 0.0),
+        };
+        let fraction = if h.end.is_some() { 1.0 } else { fraction };
+        ui.add(egui::ProgressBar::new(fraction).desired_width(320.0).text(text));
+    }
+
+    /// The tab bar and the chosen tab.
+    fn central(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            for tab in Tab::ALL {
+                ui.selectable_value(&mut self.tab, tab, tab.title());
+            }
+        });
+        ui.separator();
+        match self.tab {
+            Tab::Summary => self.summary_tab(ui),
+            Tab::Plots => self.plots_tab(ui),
+            Tab::Weights => self.weights_tab(ui),
+            Tab::Topology => self.topology_tab(ui),
+            Tab::Benchmark => self.benchmark_tab(ui),
+            Tab::Runs => self.runs_tab(ui),
+        }
+    }
+
+    /// Summary tab: the found (or current) architecture, the epochs so far, how the run ended.
+    pub fn summary_tab(&mut self, ui: &mut Ui) {
+        let Some(h) = self.shown_history() else {
+            ui.label("Press Start to search, or open a run folder in the Runs tab.");
+            return;
+        };
+        summary(ui, h);
+    }
+
+    /// Plots tab (to be wired to the live plots view).
+    pub fn plots_tab(&mut self, ui: &mut Ui) {
+        placeholder(ui, "Live plots");
+    }
+
+    /// Architecture-weights tab (to be wired to the heatmap view).
+    pub fn weights_tab(&mut self, ui: &mut Ui) {
+        placeholder(ui, "The softmax(α) heatmap");
+    }
+
+    /// Topology tab (to be wired to the cell topology view).
+    pub fn topology_tab(&mut self, ui: &mut Ui) {
+        placeholder(ui, "The cell topology");
+    }
+
+    /// Benchmark tab (to be wired to the benchmark view).
+    pub fn benchmark_tab(&mut self, ui: &mut Ui) {
+        placeholder(ui, "The NAS-Bench-201 view");
+    }
+
+    /// Runs tab (to be wired to the runs browser).
+    pub fn runs_tab(&mut self, ui: &mut Ui) {
+        placeholder(ui, "The runs browser");
+    }
+}
+
+fn placeholder(ui: &mut Ui, what: &str) {
+    ui.label(format!("{what} will appear here."));
+}
+
+/// The run at a glance: its architecture, a table of its epochs, how it ended.
+pub fn summary(ui: &mut Ui, h: &RunHistory) {
+    if let Some(dir) = &h.run_dir {
+        ui.label(format!("Run folder: {}", dir.display()));
+    }
+    match (&h.end, h.latest_arch()) {
+        (Some(end), _) => {
+            ui.label(format!("Finished ({:?}) after {} steps in {:.1} s.", end.reason, end.global_step, end.seconds));
+            ui.label(RichText::new("Found architecture:").strong());
+            ui.label(RichText::new(&end.arch).monospace());
+        }
+        (None, Some(arch)) => {
+            ui.label(RichText::new("Current architecture:").strong());
+            ui.label(RichText::new(arch).monospace());
+        }
+        (None, None) => {
+            ui.label("No epoch finished yet.");
+        }
+    }
+    if let Some(msg) = &h.failure {
+        ui.label(RichText::new(format!("Error: {msg}")).color(ui.visuals().error_fg_color));
+    }
+    if let Some(s) = h.steps.last() {
+        ui.label(format!(
+            "Last logged step {}: train loss {:.4} ({:.1}%), {:.0} ms/step",
+            s.global_step, s.train_loss, s.train_acc, s.step_ms
+        ));
+    }
+    if h.epochs.is_empty() {
+        return;
+    }
+    ui.separator();
+    egui::ScrollArea::vertical().show(ui, |ui| {
+        egui::Grid::new("epochs").striped(true).show(ui, |ui| {
+            for head in ["Epoch", "Train loss", "Train acc", "Val loss", "Val acc", "Seconds", "Architecture"] {
+                ui.label(RichText::new(head).strong());
+            }
+            ui.end_row();
+            for e in &h.epochs {
+                ui.label(format!("{}", e.epoch + 1));
+                ui.label(format!("{:.4}", e.train_loss));
+                ui.label(format!("{:.1}%", e.train_acc));
+                ui.label(format!("{:.4}", e.val_loss));
+                ui.label(format!("{:.1}%", e.val_acc));
+                ui.label(format!("{:.1}", e.epoch_seconds));
+                ui.label(RichText::new(&e.arch).monospace());
+                ui.end_row();
+            }
+        });
+    });
+}
+
+impl eframe::App for WgnasApp {
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        WgnasApp::ui(self, ui);
+    }
+}
