@@ -105,6 +105,105 @@ fn start_runs_a_tiny_search_and_shows_the_found_architecture() {
     assert!(h.query_all_by_label(&arch).count() >= 1, "the found architecture is shown");
     assert_eq!(hist.progress(), Some((2, 2)));
     assert!(h.get_by_label("Stop").accesskit_node().is_disabled(), "nothing left to stop");
+    let derived = wgnas::space::nb201::Nb201Arch::parse(&arch).unwrap();
+
+    // The heatmap: one labelled cell per edge and op.
+    h.get_by_label("Architecture weights").click();
+    h.run();
+    h.get_by_label("1←0 nor_conv_3x3");
+    h.get_by_label("3←2 avg_pool_3x3");
+    // The topology: the cell canvas, with the derived op of edge 1←0 labelled.
+    h.get_by_label("Topology").click();
+    h.run();
+    h.get_by_label("cell topology");
+    let first = derived.to_string().split('|').nth(1).unwrap().split('~').next().unwrap().to_string();
+    h.get_by_label(&format!("1←0: {first}"));
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn opening_a_run_folder_replays_it_in_every_tab() {
+    let _gpu = GPU.lock().unwrap_or_else(|e| e.into_inner());
+    let cfg = tiny("replay");
+    let out = cfg.run.out_dir.clone();
+    let mut events = Vec::new();
+    let found = wgnas::run::worker::run_search(cfg, &SearchOptions::default(), &mut events).unwrap();
+    let arch = found.arch.to_string();
+
+    let mut h = Harness::builder()
+        .with_size([1400.0, 1100.0])
+        .wgpu()
+        .build_ui_state(|ui, app: &mut WgnasApp| app.ui(ui), WgnasApp::new(AppOptions::default()));
+    h.run();
+    h.get_by_label("Runs").click();
+    h.run();
+    h.get_by_label("Run folder").set_text_value_accesskit(&out.to_string_lossy());
+    h.run();
+    h.get_by_label("Open").click();
+    h.run();
+    let shown = h.state().replay.as_ref().expect("the folder is opened for replay");
+    assert_eq!(shown.epochs.len(), 1);
+    h.get_by_label("Summary").click();
+    h.run();
+    assert!(h.query_all_by_label(&arch).count() >= 1, "the replayed run's architecture is shown");
+    // Exports from the Summary tab go to <run folder>/exports/.
+    h.get_by_label("Genotype JSON").click();
+    h.run();
+    let genotype = std::fs::read_to_string(out.join("exports/genotype.json")).expect("genotype exported");
+    assert!(genotype.contains(&arch), "{genotype}");
+    h.get_by_label("α history CSV").click();
+    h.run();
+    assert!(std::fs::read_to_string(out.join("exports/alpha_history.csv")).unwrap().starts_with("epoch,"));
+
+    h.get_by_label("Architecture weights").click();
+    h.run();
+    h.get_by_label("2←1 skip_connect");
+    // "Save PNG" takes a screenshot (the harness renders through wgpu) and keeps the view.
+    h.get_by_label("Save PNG").click();
+    h.run();
+    h.run();
+    let png = out.join("exports/heatmap.png");
+    let img = image::open(&png).unwrap_or_else(|e| panic!("{}: {e}", png.display()));
+    assert!(img.width() > 200 && img.height() > 100, "{}x{}", img.width(), img.height());
+    let _ = std::fs::remove_dir_all(out);
+}
+
+/// Renders the app while a search runs (bundled data, default setup) and writes the README
+/// screenshot: `cargo test --test gui_app readme_screenshot -- --ignored`.
+#[test]
+#[ignore]
+fn readme_screenshot() {
+    let _gpu = GPU.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cfg = tiny("screenshot");
+    cfg.space.channels = 8;
+    cfg.data.limit = 512;
+    cfg.run.epochs = 3;
+    cfg.run.log_every = 2;
+    // A larger α step than the reference, so that two epochs already show a pattern.
+    cfg.apply_override("strategy.a_lr=0.02").unwrap();
+    let out = cfg.run.out_dir.clone();
+    let mut h = Harness::builder().with_size([1400.0, 900.0]).wgpu().build_ui_state(
+        |ui, app: &mut WgnasApp| app.ui(ui),
+        WgnasApp::new(AppOptions { config: cfg, config_path: None }),
+    );
+    h.run();
+    h.get_by_label("Start").click();
+    h.step();
+    assert!(h.state().session.is_some(), "Start started a run");
+    let t0 = Instant::now();
+    while h.state().session.as_ref().is_some_and(|s| s.history.epochs.len() < 2 && s.is_active()) {
+        assert!(t0.elapsed() < Duration::from_secs(600), "the run did not reach epoch 2");
+        h.step();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    h.get_by_label("Architecture weights").click();
+    h.run();
+    let image = h.render().expect("the harness renders through wgpu");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/app.png");
+    image.save(&path).unwrap();
+    if let Some(s) = &h.state().session {
+        s.stop();
+    }
     let _ = std::fs::remove_dir_all(out);
 }
 

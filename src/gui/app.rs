@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 
 use egui::{RichText, Ui};
 
+use super::export;
+use super::runs::{RunsAction, RunsBrowser};
 use super::session::{self, Session, SessionState};
 use super::setup::SetupPanel;
+use super::views::{install_fonts, AlphaHeatmap, BenchView, CellView, LivePlots};
 use crate::run::{RunHistory, SearchConfig};
 
 /// How often the UI repaints while a run is active (≥ 10 frames a second).
@@ -103,6 +106,21 @@ pub struct WgnasApp {
     pub start_error: Option<String>,
     /// Frame build times.
     pub frames: FrameStats,
+    /// Loss/accuracy/entropy/step-time plots.
+    pub plots: LivePlots,
+    /// The softmax(α) heatmap.
+    pub heatmap: AlphaHeatmap,
+    /// The cell topology and execution graph.
+    pub cell: CellView,
+    /// The NAS-Bench-201 view.
+    pub bench: BenchView,
+    /// The runs browser.
+    pub runs: RunsBrowser,
+    /// The outcome of the last export (a path written, or an error).
+    pub export_status: Option<Result<String, String>>,
+    /// Where a PNG export's screenshot callback leaves its outcome for the next frame.
+    png_result: std::sync::Arc<std::sync::Mutex<Option<Result<String, String>>>>,
+    fonts_installed: bool,
 }
 
 impl WgnasApp {
@@ -119,6 +137,14 @@ impl WgnasApp {
             tab: Tab::Summary,
             start_error: None,
             frames: FrameStats::default(),
+            plots: LivePlots::default(),
+            heatmap: AlphaHeatmap::default(),
+            cell: CellView::default(),
+            bench: BenchView::default(),
+            runs: RunsBrowser::default(),
+            export_status: None,
+            png_result: Default::default(),
+            fonts_installed: false,
         }
     }
 
@@ -150,9 +176,21 @@ impl WgnasApp {
     /// Draws the whole app into `ui` (one frame).
     pub fn ui(&mut self, ui: &mut Ui) {
         let t0 = Instant::now();
+        if !self.fonts_installed {
+            // The views label edges with arrows (1←0) that egui's default proportional font lacks.
+            install_fonts(ui.ctx());
+            self.fonts_installed = true;
+        }
         if let Some(s) = &mut self.session {
             s.poll();
         }
+        // A followed run keeps updating while another tab is shown.
+        if self.tab != Tab::Runs {
+            if let Some(action) = self.runs.tick(ui.ctx()) {
+                self.take_runs_action(action);
+            }
+        }
+        self.save_pending_png(ui.ctx());
         egui::Panel::top("run_control").show(ui, |ui| self.run_control(ui));
         egui::Panel::left("setup").default_size(320.0).resizable(true).show(ui, |ui| self.setup.ui(ui));
         egui::CentralPanel::default_margins().show(ui, |ui| self.central(ui));
@@ -279,36 +317,156 @@ impl WgnasApp {
             return;
         };
         summary(ui, h);
+        ui.separator();
+        self.exports_ui(ui);
     }
 
-    /// Plots tab (to be wired to the live plots view).
+    /// Plots tab: losses, accuracies, per-edge entropy and step time.
     pub fn plots_tab(&mut self, ui: &mut Ui) {
-        placeholder(ui, "Live plots");
+        let Some(h) = self.replay.as_ref().or(self.session.as_ref().map(|s| &s.history)) else {
+            return no_run(ui);
+        };
+        self.plots.ui(ui, h);
     }
 
-    /// Architecture-weights tab (to be wired to the heatmap view).
+    /// Architecture-weights tab: the softmax(α) heatmap with its epoch slider.
     pub fn weights_tab(&mut self, ui: &mut Ui) {
-        placeholder(ui, "The softmax(α) heatmap");
+        self.png_button(ui, "heatmap");
+        let Some(h) = self.replay.as_ref().or(self.session.as_ref().map(|s| &s.history)) else {
+            return no_run(ui);
+        };
+        self.heatmap.ui(ui, h);
     }
 
-    /// Topology tab (to be wired to the cell topology view).
+    /// Topology tab: the cell DAG, or the execution graph after simplification.
     pub fn topology_tab(&mut self, ui: &mut Ui) {
-        placeholder(ui, "The cell topology");
+        self.png_button(ui, "topology");
+        let Some(h) = self.replay.as_ref().or(self.session.as_ref().map(|s| &s.history)) else {
+            return no_run(ui);
+        };
+        self.cell.ui(ui, h);
     }
 
-    /// Benchmark tab (to be wired to the benchmark view).
+    /// Benchmark tab: NAS-Bench-201 accuracies and rank per epoch.
     pub fn benchmark_tab(&mut self, ui: &mut Ui) {
-        placeholder(ui, "The NAS-Bench-201 view");
+        let Some(h) = self.replay.as_ref().or(self.session.as_ref().map(|s| &s.history)) else {
+            return no_run(ui);
+        };
+        self.bench.ui(ui, h);
     }
 
-    /// Runs tab (to be wired to the runs browser).
+    /// Runs tab: run folders to open and replay (or follow while they are written).
     pub fn runs_tab(&mut self, ui: &mut Ui) {
-        placeholder(ui, "The runs browser");
+        if self.replay.is_some() {
+            ui.horizontal(|ui| {
+                ui.label("Showing an opened run folder in every tab.");
+                if ui.button("Back to the live run").clicked() {
+                    self.replay = None;
+                }
+            });
+            ui.separator();
+        }
+        if let Some(action) = self.runs.ui(ui) {
+            self.take_runs_action(action);
+        }
+    }
+
+    fn take_runs_action(&mut self, action: RunsAction) {
+        match action {
+            RunsAction::Opened(h) | RunsAction::Updated(h) => self.replay = Some(*h),
+        }
+    }
+
+    /// Export buttons for the shown run: files go to `<run folder>/exports/`.
+    fn exports_ui(&mut self, ui: &mut Ui) {
+        let Some(h) = self.shown_history() else { return };
+        let Some(dir) = h.run_dir.as_ref().map(|d| d.join("exports")) else { return };
+        let mut result: Option<Result<String, String>> = None;
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Export:");
+            let done = |r: crate::Result<()>, p: &std::path::Path| {
+                r.map(|_| format!("wrote {}", p.display())).map_err(|e| e.to_string())
+            };
+            let mkdir = || std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()));
+            if ui.button("Genotype JSON").clicked() {
+                let p = dir.join("genotype.json");
+                result = Some(mkdir().and_then(|_| done(export::write_genotype_json(h, &p), &p)));
+            }
+            if ui.button("Architecture string").clicked() {
+                let p = dir.join("arch.txt");
+                result = Some(mkdir().and_then(|_| {
+                    let s = export::write_arch_txt(h, &p).map_err(|e| e.to_string())?;
+                    ui.ctx().copy_text(s);
+                    Ok(format!("wrote {} (and copied it)", p.display()))
+                }));
+            }
+            if ui.button("cell.dot").clicked() {
+                let p = dir.join("cell.dot");
+                result = Some(mkdir().and_then(|_| done(export::write_cell_dot(h, &p), &p)));
+            }
+            if ui.button("α history CSV").clicked() {
+                let p = dir.join("alpha_history.csv");
+                result = Some(mkdir().and_then(|_| done(export::write_alpha_csv(h, &p, true).map(|_| ()), &p)));
+            }
+        });
+        if let Some(r) = result {
+            self.export_status = Some(r);
+        }
+        self.export_status_ui(ui);
+    }
+
+    fn export_status_ui(&self, ui: &mut Ui) {
+        match &self.export_status {
+            Some(Ok(msg)) => {
+                ui.label(RichText::new(msg).weak());
+            }
+            Some(Err(msg)) => {
+                ui.label(RichText::new(format!("Export failed: {msg}")).color(ui.visuals().error_fg_color));
+            }
+            None => {}
+        }
+    }
+
+    /// A "Save PNG" button for the view below it: asks for a screenshot of the window and
+    /// keeps the central area (the file goes to `<run folder>/exports/<name>.png`).
+    fn png_button(&mut self, ui: &mut Ui, name: &str) {
+        let Some(dir) = self.shown_history().and_then(|h| h.run_dir.clone()) else { return };
+        // The tab's whole area (the view below the button), not the button row.
+        let (rect, ppp) = (ui.max_rect(), ui.ctx().pixels_per_point());
+        ui.horizontal(|ui| {
+            if ui.button("Save PNG").clicked() {
+                let path = dir.join("exports").join(format!("{name}.png"));
+                let slot = self.png_result.clone();
+                let ctx = ui.ctx().clone();
+                // The integration calls back with the rendered window; keep the view's area.
+                ui.ctx().request_screenshot(move |image| {
+                    let cropped = image.region(&rect, Some(ppp));
+                    let result = path
+                        .parent()
+                        .map_or(Ok(()), std::fs::create_dir_all)
+                        .map_err(|e| format!("{}: {e}", path.display()))
+                        .and_then(|_| export::save_png(&cropped, &path).map_err(|e| e.to_string()))
+                        .map(|_| format!("wrote {}", path.display()));
+                    if let Ok(mut s) = slot.lock() {
+                        *s = Some(result);
+                    }
+                    ctx.request_repaint();
+                });
+            }
+            self.export_status_ui(ui);
+        });
+    }
+
+    /// Picks up the outcome of a PNG export once its screenshot was saved.
+    fn save_pending_png(&mut self, _ctx: &egui::Context) {
+        if let Some(result) = self.png_result.lock().ok().and_then(|mut s| s.take()) {
+            self.export_status = Some(result);
+        }
     }
 }
 
-fn placeholder(ui: &mut Ui, what: &str) {
-    ui.label(format!("{what} will appear here."));
+fn no_run(ui: &mut Ui) {
+    ui.label("No run to show yet: press Start, or open a run folder in the Runs tab.");
 }
 
 /// The run at a glance: its architecture, a table of its epochs, how it ended.
