@@ -150,7 +150,7 @@ impl WgnasApp {
 
     /// The history the views show: the replayed run if one is open, else the live run's.
     pub fn shown_history(&self) -> Option<&RunHistory> {
-        self.replay.as_ref().or(self.session.as_ref().map(|s| &s.history))
+        shown(&self.replay, &self.session)
     }
 
     /// Whether a search is running (or paused, or stopping).
@@ -323,7 +323,7 @@ impl WgnasApp {
 
     /// Plots tab: losses, accuracies, per-edge entropy and step time.
     pub fn plots_tab(&mut self, ui: &mut Ui) {
-        let Some(h) = self.replay.as_ref().or(self.session.as_ref().map(|s| &s.history)) else {
+        let Some(h) = shown(&self.replay, &self.session) else {
             return no_run(ui);
         };
         self.plots.ui(ui, h);
@@ -332,7 +332,7 @@ impl WgnasApp {
     /// Architecture-weights tab: the softmax(α) heatmap with its epoch slider.
     pub fn weights_tab(&mut self, ui: &mut Ui) {
         self.png_button(ui, "heatmap");
-        let Some(h) = self.replay.as_ref().or(self.session.as_ref().map(|s| &s.history)) else {
+        let Some(h) = shown(&self.replay, &self.session) else {
             return no_run(ui);
         };
         self.heatmap.ui(ui, h);
@@ -341,7 +341,7 @@ impl WgnasApp {
     /// Topology tab: the cell DAG, or the execution graph after simplification.
     pub fn topology_tab(&mut self, ui: &mut Ui) {
         self.png_button(ui, "topology");
-        let Some(h) = self.replay.as_ref().or(self.session.as_ref().map(|s| &s.history)) else {
+        let Some(h) = shown(&self.replay, &self.session) else {
             return no_run(ui);
         };
         self.cell.ui(ui, h);
@@ -349,7 +349,7 @@ impl WgnasApp {
 
     /// Benchmark tab: NAS-Bench-201 accuracies and rank per epoch.
     pub fn benchmark_tab(&mut self, ui: &mut Ui) {
-        let Some(h) = self.replay.as_ref().or(self.session.as_ref().map(|s| &s.history)) else {
+        let Some(h) = shown(&self.replay, &self.session) else {
             return no_run(ui);
         };
         self.bench.ui(ui, h);
@@ -463,6 +463,12 @@ impl WgnasApp {
             self.export_status = Some(result);
         }
     }
+}
+
+/// The history the views show (see [`WgnasApp::shown_history`]), from the two fields alone so
+/// that a tab can borrow its view state mutably at the same time.
+fn shown<'a>(replay: &'a Option<RunHistory>, session: &'a Option<Session>) -> Option<&'a RunHistory> {
+    replay.as_ref().or(session.as_ref().map(|s| &s.history))
 }
 
 fn no_run(ui: &mut Ui) {

@@ -31,4 +31,4 @@ pub use graph::{sharing_groups, Candidate, CellGraph, Edge, Module, ShareGroup, 
 pub use layout::{layout, EdgeLine, Layout, NodePos};
 pub use passes::{Pass, Passes};
 pub use plan::{plan, CellPlan, ConvPart, PlanTerm, Step, Target, ValueId, Weights};
-pub use print::{describe, describe_at, describe_plan, DEFAULT_BATCH};
+pub use print::{describe, describe_at, describe_plan, CostRow, COST_ROWS, DEFAULT_BATCH};

@@ -177,16 +177,18 @@ pub fn describe_plan(graph: &CellGraph, passes: Passes, batch: usize) -> Result<
     let label = if label.len() <= 9 { label } else { "passes".to_string() };
     let _ =
         writeln!(out, "  {:<28} {:>10}{label:>10}{:>10}   {:>10}{label:>10}{:>10}", "", "off", "ratio", "off", "ratio");
-    for (what, f, decimals) in ROWS {
+    for (what, f, decimals) in COST_ROWS {
         push_compare(&mut out, what, decimals, (f(&cell.0), f(&cell.1)), (f(&net.0), f(&net.1)));
     }
     Ok(out)
 }
 
-/// A row of the comparison table: its name, the figure, and the decimals it is printed with.
-type Row = (&'static str, fn(&PlanCost) -> f64, usize);
+/// A row of the off-vs-passes comparison: its name, the figure, and the decimals it is printed with.
+pub type CostRow = (&'static str, fn(&PlanCost) -> f64, usize);
 
-const ROWS: [Row; 6] = [
+/// The rows of the off-vs-passes cost comparison (`wgnas topo --passes` and the app's
+/// execution-graph view).
+pub const COST_ROWS: [CostRow; 6] = [
     ("forward kernels", |c| c.forward.kernels.total() as f64, 0),
     ("backward kernels (estimate)", |c| c.backward.total() as f64, 0),
     ("kept for backward (MiB)", |c| c.forward.saved_bytes() as f64 / (1024.0 * 1024.0), 2),

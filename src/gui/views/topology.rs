@@ -13,7 +13,7 @@ use super::{derived_op, edge_label, empty_message, op_color, op_name};
 use crate::run::RunHistory;
 use crate::space::nb201::Nb201Config;
 use crate::topo::{
-    layout, network_plan_cost, plan, CellGraph, CellPlan, Layout, Passes, PlanCost, Step, DEFAULT_BATCH,
+    layout, network_plan_cost, plan, CellGraph, CellPlan, Layout, Passes, PlanCost, Step, COST_ROWS, DEFAULT_BATCH,
 };
 
 /// Zoom limits.
@@ -506,15 +506,6 @@ fn paint_plan(ui: &egui::Ui, painter: &egui::Painter, rect: &Rect, zoom: f32, pa
 
 /// Kernels and bytes of a training step (all cells, batch `batch`) off vs `passes`.
 fn cost_table(ui: &mut egui::Ui, graph: &CellGraph, batch: usize, passes: Passes, off: &PlanCost, on: &PlanCost) {
-    type Row = (&'static str, fn(&PlanCost) -> f64, usize);
-    const ROWS: [Row; 6] = [
-        ("forward kernels", |c| c.forward.kernels.total() as f64, 0),
-        ("backward kernels (estimate)", |c| c.backward.total() as f64, 0),
-        ("kept for backward (MiB)", |c| c.forward.saved_bytes() as f64 / (1024.0 * 1024.0), 2),
-        ("conv launches", |c| c.forward.kernels.conv as f64, 0),
-        ("ReLU evaluations", |c| c.forward.kernels.relu as f64, 0),
-        ("pool evaluations", |c| c.forward.kernels.avg_pool as f64, 0),
-    ];
     let cells = 3 * graph.cells_per_stage;
     ui.label(egui::RichText::new(format!("Per training step: all {cells} search cells, batch {batch}")).strong());
     egui::Grid::new("plan_cost_table").striped(true).show(ui, |ui| {
@@ -522,7 +513,7 @@ fn cost_table(ui: &mut egui::Ui, graph: &CellGraph, batch: usize, passes: Passes
             ui.label(egui::RichText::new(h).strong());
         }
         ui.end_row();
-        for (name, f, decimals) in ROWS {
+        for (name, f, decimals) in COST_ROWS {
             let (a, b) = (f(off), f(on));
             ui.label(name);
             ui.label(format!("{a:.decimals$}"));
