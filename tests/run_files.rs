@@ -962,3 +962,34 @@ fn knorm_gain_needs_the_merge_pass_and_keeps_old_hashes() {
     let no_gain = parse("[space]\nsimplify = \"full\"\n").unwrap();
     assert_ne!(full.config_hash(), no_gain.config_hash(), "gains change the supernet");
 }
+
+#[test]
+fn following_a_metrics_file_reads_only_what_was_appended() {
+    use wgnas::run::metrics::read_metrics_from;
+    let dir = scratch("metrics_follow");
+    let path = dir.join("metrics.jsonl");
+    let mut w = MetricsWriter::create(&path).unwrap();
+    w.step(&step_record(1)).unwrap();
+    w.step(&step_record(2)).unwrap();
+    w.sync().unwrap();
+    let (first, at) = read_metrics_from(&path, 0).unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(at, fs::metadata(&path).unwrap().len());
+    assert!(read_metrics_from(&path, at).unwrap().0.is_empty(), "nothing new");
+
+    // Half a line is being written: it waits; once complete it is read, and only it.
+    let full = serde_json::to_string(&MetricRecord::Step(step_record(3))).unwrap();
+    let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(&full.as_bytes()[..full.len() / 2]).unwrap();
+    let (none, same) = read_metrics_from(&path, at).unwrap();
+    assert!(none.is_empty() && same == at, "a partial line is left for later");
+    f.write_all(&full.as_bytes()[full.len() / 2..]).unwrap();
+    let (whole, end) = read_metrics_from(&path, at).unwrap();
+    assert_eq!(whole, vec![MetricRecord::Step(step_record(3))], "a complete line without its newline is taken");
+    f.write_all(b"\n").unwrap();
+    assert!(read_metrics_from(&path, end).unwrap().0.is_empty(), "its newline adds nothing");
+
+    // A rewritten (shorter) file is an error naming it.
+    fs::write(&path, "").unwrap();
+    assert!(err_text(read_metrics_from(&path, end)).contains("metrics.jsonl"));
+}

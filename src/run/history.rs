@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::config::SearchConfig;
 use super::events::{RunEnd, RunEvent, RunStart};
-use super::folder::{CONFIG_FILE, METRICS_FILE};
-use super::metrics::{read_metrics, EpochRecord, MetricRecord, StepRecord};
+use super::folder::{io_err, CONFIG_FILE, METRICS_FILE};
+use super::metrics::{read_metrics_from, EpochRecord, MetricRecord, StepRecord};
 use crate::error::Result;
 
 /// Everything known about one run so far.
@@ -29,8 +29,8 @@ pub struct RunHistory {
     pub end: Option<RunEnd>,
     /// The error that stopped the run, if one did.
     pub failure: Option<String>,
-    /// Metric records already read from the folder (for [`RunHistory::refresh`]).
-    read_records: usize,
+    /// Bytes of the folder's metrics file already read (for [`RunHistory::refresh`]).
+    read_bytes: u64,
 }
 
 impl RunHistory {
@@ -76,15 +76,24 @@ impl RunHistory {
         if !path.exists() {
             return Ok(0);
         }
-        let log = read_metrics(&path)?;
-        let new = log.records.len().saturating_sub(self.read_records);
-        for r in log.records.iter().skip(self.read_records) {
+        // A resumed run rewrites its log from its checkpoint on: start over.
+        let len = std::fs::metadata(&path).map_err(io_err(&path))?.len();
+        if len < self.read_bytes {
+            self.steps.clear();
+            self.epochs.clear();
+            self.read_bytes = 0;
+        }
+        // Only the bytes appended since the last read are parsed: a followed run's log grows
+        // by a line per logged step, and the whole file would be re-read every second.
+        let (records, end) = read_metrics_from(&path, self.read_bytes)?;
+        let new = records.len();
+        for r in records {
             match r {
-                MetricRecord::Step(s) => self.steps.push(s.clone()),
-                MetricRecord::Epoch(e) => self.epochs.push(e.clone()),
+                MetricRecord::Step(s) => self.steps.push(s),
+                MetricRecord::Epoch(e) => self.epochs.push(e),
             }
         }
-        self.read_records = log.records.len();
+        self.read_bytes = end;
         Ok(new)
     }
 

@@ -308,7 +308,43 @@ impl MetricsLog {
 /// and is skipped; any other bad line is an error giving the file and line number.
 pub fn read_metrics(path: &Path) -> Result<MetricsLog> {
     let text = fs::read(path).map_err(io_err(path))?;
-    let text = String::from_utf8_lossy(&text);
+    parse_records(path, &text, true)
+}
+
+/// The complete records of `metrics.jsonl` from byte `offset` on, and the offset just past the
+/// last complete line: a follower calls it again with that offset to read only what was appended.
+/// An unterminated last line that does not parse is left for the next call (the writer may
+/// still be writing it).
+/// A file shorter than `offset` (rewritten by a resume) is an error naming it.
+pub fn read_metrics_from(path: &Path, offset: u64) -> Result<(Vec<MetricRecord>, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = fs::File::open(path).map_err(io_err(path))?;
+    let len = f.metadata().map_err(io_err(path))?.len();
+    if len < offset {
+        let msg = format!("the file shrank from {offset} to {len} bytes while it was being followed");
+        return Err(Error::Format { path: path.to_path_buf(), message: msg });
+    }
+    let mut bytes = Vec::new();
+    f.seek(SeekFrom::Start(offset)).and_then(|_| f.read_to_end(&mut bytes)).map_err(io_err(path))?;
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut records = parse_records(path, &bytes[..complete], false)?.records;
+    // A last line that already parses is complete (only its newline is missing): take it, as
+    // `read_metrics` does; a line still being written does not parse and waits for the next call.
+    let tail = String::from_utf8_lossy(&bytes[complete..]);
+    match serde_json::from_str::<MetricRecord>(tail.trim()) {
+        Ok(r) => {
+            records.push(r);
+            Ok((records, offset + bytes.len() as u64))
+        }
+        Err(_) => Ok((records, offset + complete as u64)),
+    }
+}
+
+/// Parses JSON lines; with `allow_torn`, an unterminated last line that does not parse is
+/// skipped (and reported) instead of failing. Line numbers in errors count from `text`'s start
+/// (the follow offset, for [`read_metrics_from`]).
+fn parse_records(path: &Path, text: &[u8], allow_torn: bool) -> Result<MetricsLog> {
+    let text = String::from_utf8_lossy(text);
     let terminated = text.ends_with('\n');
     let lines: Vec<&str> = text.lines().collect();
     let mut log = MetricsLog::default();
@@ -318,7 +354,7 @@ pub fn read_metrics(path: &Path) -> Result<MetricsLog> {
         }
         match serde_json::from_str::<MetricRecord>(line) {
             Ok(r) => log.records.push(r),
-            Err(_) if i + 1 == lines.len() && !terminated => log.torn_tail = true,
+            Err(_) if allow_torn && i + 1 == lines.len() && !terminated => log.torn_tail = true,
             Err(e) => {
                 return Err(Error::Format { path: path.to_path_buf(), message: format!("line {}: {e}", i + 1) });
             }
