@@ -18,6 +18,7 @@ pub mod search;
 pub mod space;
 pub mod tensor;
 pub mod topo;
+pub mod train;
 pub mod util;
 
 pub use error::{Error, Result};
