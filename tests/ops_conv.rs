@@ -45,6 +45,13 @@ fn cases() -> Vec<Case> {
         case("larger than a tile", [4, 16, 16, 16], [16, 16, 3, 3], p(1, 1, 1, 1), true),
         case("larger depthwise 17x17", [2, 8, 17, 17], [8, 1, 5, 5], p(1, 2, 1, 8), true),
         case("reduction-style stride 2", [2, 16, 8, 8], [32, 16, 3, 3], p(2, 1, 1, 1), false),
+        // MBConv depthwise layers: k×k, stride 2, padding k/2, odd sizes (the mbconv space).
+        case("depthwise 5x5 stride 2, odd 9x11", [2, 5, 9, 11], [5, 1, 5, 5], p(2, 2, 1, 5), false),
+        case("depthwise 5x5 stride 2, batch 1, 7x7", [1, 3, 7, 7], [3, 1, 5, 5], p(2, 2, 1, 3), true),
+        case("depthwise 7x7 stride 2, odd 13x9", [2, 7, 13, 9], [7, 1, 7, 7], p(2, 3, 1, 7), false),
+        case("depthwise 7x7 stride 2, input smaller than the kernel", [3, 5, 5, 5], [5, 1, 7, 7], p(2, 3, 1, 5), true),
+        // 4·17·18 = 1224 output pixels per channel span several workgroups.
+        case("larger depthwise 7x7 stride 2", [4, 6, 33, 35], [6, 1, 7, 7], p(2, 3, 1, 6), false),
     ]
 }
 

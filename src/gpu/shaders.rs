@@ -17,6 +17,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("optim", include_str!("../../shaders/optim.wgsl")),
     ("reparam", include_str!("../../shaders/reparam.wgsl")),
     ("terms", include_str!("../../shaders/terms.wgsl")),
+    ("act", include_str!("../../shaders/act.wgsl")),
 ];
 
 /// The source of shader family `name`.

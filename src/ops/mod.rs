@@ -2,6 +2,7 @@
 //! (tape ops) and, in `cpu.rs`, its plain-Rust reference with f64 accumulation.
 //! The WGSL source of family `x` is `shaders/x.wgsl` (linear uses `shaders/matmul.wgsl`).
 
+pub mod act;
 pub mod conv;
 pub mod eltwise;
 pub mod linear;

@@ -3,3 +3,6 @@
 
 /// NAS-Bench-201: a 4-node cell with 6 edges and 5 candidate ops per edge.
 pub mod nb201;
+
+/// The MobileNet-like block space (MBConv layers with SE) of DNA.
+pub mod mbconv;
