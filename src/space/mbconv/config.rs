@@ -38,7 +38,8 @@ impl MbSpace {
     /// Why: NB201's stages have C, 2C and 4C channels at S, S/2 and S/4 (its stem keeps S),
     /// so block k's output has exactly the shape of NB201 stage k's output (and the stem's that
     /// of NB201's stem). DNA distils student block k from teacher feature k to k + 1 and can
-    /// compare them directly, with no projection layer to train.
+    /// compare them directly, with no projection layer to train. With fewer than 3 entries
+    /// in `layers` the space keeps only the first stages (a student of NB201's first B stages).
     pub fn aligned_to_nb201(
         channels: usize,
         in_channels: usize,
@@ -47,13 +48,14 @@ impl MbSpace {
         layers: Vec<usize>,
     ) -> MbSpace {
         let c = channels;
+        let blocks = layers.len().min(3);
         MbSpace {
             in_channels,
             input_size,
             classes,
             stem: c,
-            widths: vec![c, 2 * c, 4 * c],
-            strides: vec![1, 2, 2],
+            widths: [c, 2 * c, 4 * c][..blocks].to_vec(),
+            strides: [1, 2, 2][..blocks].to_vec(),
             layers,
             head: 8 * c,
             se_ratio: 0.25,
@@ -152,5 +154,22 @@ impl MbSpace {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_space_keeps_as_many_stages_as_blocks() {
+        let two = MbSpace::aligned_to_nb201(4, 3, 8, 10, vec![2, 2]);
+        assert_eq!((two.widths.clone(), two.strides.clone()), (vec![4, 8], vec![1, 2]));
+        assert!(two.validate().is_ok());
+        let three = MbSpace::aligned_to_nb201(4, 3, 8, 10, vec![2, 3, 4]);
+        assert_eq!(three.widths, vec![4, 8, 16]);
+        assert!(three.validate().is_ok());
+        // NB201 has three stages: a fourth block has no teacher stage to align with.
+        assert!(MbSpace::aligned_to_nb201(4, 3, 8, 10, vec![2; 4]).validate().is_err());
     }
 }
