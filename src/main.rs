@@ -56,6 +56,15 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         init_from: Option<std::path::PathBuf>,
     },
+    /// Train one architecture from scratch and evaluate it on the test split after every epoch
+    /// (with no arguments: the NAS-Bench-201 optimum at C = 16, N = 5 on the bundled data).
+    Train {
+        #[command(flatten)]
+        flags: wgnas::train::TrainFlags,
+        /// Continue the training run in this folder from its newest checkpoint.
+        #[arg(long, value_name = "RUN_DIR")]
+        resume: Option<std::path::PathBuf>,
+    },
     /// Export a run's supernet weights and α (newest checkpoint).
     Export {
         /// The run folder.
@@ -181,6 +190,7 @@ fn run(command: Command, choice: &AdapterChoice) -> wgnas::Result<()> {
         Command::Gui { config } => gui(choice, config),
         Command::Devices { json } => devices(choice, json),
         Command::Search { flags, resume, init_from } => run_search(choice, &flags, resume, init_from),
+        Command::Train { flags, resume } => run_train(choice, &flags, resume),
         Command::Export { run, format, out } => export(&run, &format, out),
         Command::Topo { space, ops, channels, batch, passes } => topo(&space, &ops, channels, batch, passes),
         Command::Query { arch, nb201, json } => wgnas::cli::query::run(&arch, nb201.as_deref(), json),
@@ -237,6 +247,77 @@ fn run_search(
         ),
         None => println!("(pass --nb201 PATH or set WGNAS_NB201 to score it against NAS-Bench-201)"),
     }
+    println!("run folder: {}", out.run_dir.display());
+    Ok(())
+}
+
+fn run_train(
+    choice: &AdapterChoice,
+    flags: &wgnas::train::TrainFlags,
+    resume: Option<std::path::PathBuf>,
+) -> wgnas::Result<()> {
+    use wgnas::run::progress::format_duration;
+    use wgnas::train::{TrainEvent, TrainOptions};
+    // On resume the run's own saved configuration is used; flags only name the device.
+    let mut cfg = if resume.is_some() { wgnas::train::TrainConfig::default() } else { flags.resolve()? };
+    if let Some(a) = &choice.name {
+        cfg.device.adapter = a.clone();
+    }
+    if let Some(b) = &choice.backend {
+        cfg.device.backend = b.clone();
+    }
+    let opts = TrainOptions { resume, ..Default::default() };
+    let mut per_epoch = 1u64;
+    let mut epochs = 0u64;
+    let mut sink = |e: &TrainEvent| match e {
+        TrainEvent::Started(s) => {
+            (per_epoch, epochs) = (s.steps_per_epoch, s.epochs);
+            println!("device: {}", s.device);
+            println!("run folder: {}", s.run_dir.display());
+            println!("network: {} {}", s.space, s.arch);
+            println!("  {} parameters, {:.2} MFLOPs (multiply-adds per image)", s.params, s.flops as f64 / 1e6);
+            println!(
+                "  {} training / {} test images, {} steps per epoch, {} epochs{}",
+                s.images.0,
+                s.images.1,
+                s.steps_per_epoch,
+                s.epochs,
+                if s.start_global_step > 0 {
+                    format!(" (resuming at step {})", s.start_global_step)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        TrainEvent::Step(r) => println!(
+            "  epoch {}/{epochs} step {:>4}/{per_epoch}  loss {:.4}  acc {:5.1}%  lr {:.4}  {:.0} ms/step",
+            r.epoch + 1,
+            r.step + 1,
+            r.loss,
+            r.acc,
+            r.lr,
+            r.step_ms
+        ),
+        TrainEvent::Epoch(r) => println!(
+            "epoch {}/{epochs}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {}",
+            r.epoch + 1,
+            r.train_loss,
+            r.train_acc,
+            r.test_loss,
+            r.test_acc,
+            format_duration(r.epoch_seconds)
+        ),
+        TrainEvent::Checkpoint(_) => {}
+        TrainEvent::Stopped { global_step } => println!("stopped after step {global_step} (checkpointed)"),
+        TrainEvent::Finished(r) => println!(
+            "\nfinal test accuracy: {:.2}% (best {:.2}%) after {} epochs, {}",
+            r.test_acc,
+            r.best_test_acc,
+            r.epochs,
+            format_duration(r.seconds)
+        ),
+    };
+    let out = wgnas::train::run_train(cfg, &opts, &mut sink)?;
     println!("run folder: {}", out.run_dir.display());
     Ok(())
 }

@@ -7,9 +7,12 @@ pub mod genotype;
 
 pub use genotype::{Nb201Arch, Nb201Op, ALPHA_LEN, EDGES, NUM_EDGES, NUM_NODES, NUM_OPS};
 
+/// The training network of one architecture (xautodl `TinyNetwork`) as a [`crate::train::FixedNet`].
+pub mod net;
 /// The search network (xautodl `TinyNetworkDarts`) as a [`crate::search::SearchModel`].
 pub mod supernet;
 /// PyTorch state-dict names of the supernet's tensors.
 pub mod torch_names;
 
+pub use net::{Nb201Net, Nb201NetConfig};
 pub use supernet::{Nb201Config, Nb201Supernet, GAIN_PREFIX};

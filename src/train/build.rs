@@ -1,0 +1,57 @@
+//! From a [`TrainConfig`] to a network: one `match` on `net.space`, so that each search
+//! space adds one arm here (architecture check and construction).
+
+use super::config::TrainConfig;
+use super::model::FixedNet;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::space::nb201::{Nb201Arch, Nb201Net, Nb201NetConfig};
+
+/// Spaces whose architectures `wgnas train` can build.
+pub const SPACES: &[&str] = &["nb201"];
+
+/// Component name of errors.
+const WHAT: &str = "train";
+
+fn unknown_space(space: &str) -> Error {
+    Error::invalid(WHAT, format!("net.space = '{space}' is not known; valid spaces are {}", SPACES.join(", ")))
+}
+
+/// Checks that `arch` is a valid architecture string of `space`; the error says what is wrong
+/// (for NB201: which node and input, and the valid op names).
+pub fn check_arch(space: &str, arch: &str) -> Result<()> {
+    match space {
+        "nb201" => Nb201Arch::parse(arch).map(|_| ()).map_err(|e| Error::invalid(WHAT, format!("net.arch: {e}"))),
+        other => Err(unknown_space(other)),
+    }
+}
+
+/// Builds the network of `cfg.net` for images of `image_shape` `[c, h, w]` and `classes`
+/// classes, initialised from `seed`. Images must be square (NB201: a side that is a multiple of 4).
+pub fn build_net(
+    gpu: &Gpu,
+    cfg: &TrainConfig,
+    image_shape: [usize; 3],
+    classes: usize,
+    seed: u64,
+) -> Result<Box<dyn FixedNet>> {
+    let [c, h, w] = image_shape;
+    if h != w {
+        return Err(Error::invalid(WHAT, format!("images are {h}x{w}; the networks need square images")));
+    }
+    match cfg.net.space.as_str() {
+        "nb201" => {
+            let arch = Nb201Arch::parse(&cfg.net.arch).map_err(|e| Error::invalid(WHAT, format!("net.arch: {e}")))?;
+            let ncfg = Nb201NetConfig {
+                arch,
+                channels: cfg.net.channels,
+                cells: cfg.net.cells,
+                in_channels: c,
+                input_size: h,
+                classes,
+            };
+            Ok(Box::new(Nb201Net::new(gpu, ncfg, seed)?))
+        }
+        other => Err(unknown_space(other)),
+    }
+}

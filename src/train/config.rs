@@ -1,0 +1,468 @@
+//! The configuration of `wgnas train`: one TOML file with the sections `[net]`, `[data]`,
+//! `[optim]`, `[run]` and `[device]`. The defaults train the NAS-Bench-201 optimum
+//! (C = 16, N = 5) on the bundled Fashion-MNIST subset for 10 epochs with the NB201
+//! protocol (SGD, Nesterov momentum 0.9, lr 0.1 cosine to 0 over all steps, weight decay
+//! 5e-4); `configs/train-nb201.toml` is the full NB201 setting.
+//!
+//! Every key is always present in the serialized form and can be overridden with
+//! `--set section.key=value` ([`TrainConfig::apply_override`]). `net.in_channels`,
+//! `net.input_size` and `net.classes` are 0 ("from the dataset") in a user's file; the
+//! trainer fills them in before it saves `train.toml`, so that a trained network can be
+//! rebuilt without its dataset.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::run::config::{DeviceConfig, BUNDLED};
+use crate::{Error, Result};
+
+/// Component name of config errors.
+const WHAT: &str = "train config";
+
+/// The architecture NAS-Bench-201 ranks first on CIFAR-10 (94.37 %).
+pub const NB201_BEST: &str =
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|";
+
+/// A whole training run's settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The network.
+    pub net: NetSection,
+    /// The images and how they are batched.
+    pub data: DataSection,
+    /// The optimizer and its schedule.
+    pub optim: OptimSection,
+    /// Seed, output folder, checkpoints and logging.
+    pub run: RunSection,
+    /// Which GPU to use.
+    pub device: DeviceConfig,
+}
+
+/// `[net]`: which network to train.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetSection {
+    /// Search space of the architecture (`nb201`).
+    pub space: String,
+    /// The architecture in the space's string form.
+    pub arch: String,
+    /// Channels of the first stage.
+    pub channels: usize,
+    /// Cells per stage.
+    pub cells: usize,
+    /// Image channels; 0 = from the dataset (the saved `train.toml` has the value).
+    pub in_channels: usize,
+    /// Image side; 0 = from the dataset.
+    pub input_size: usize,
+    /// Classes; 0 = from the dataset.
+    pub classes: usize,
+}
+
+/// `[data]`: the dataset (its train part trains, its test part evaluates) and batching.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataSection {
+    /// `"bundled"` or a dataset path (CIFAR binary, IDX, image folder).
+    pub dataset: String,
+    /// Images per training batch (also the evaluation batch).
+    pub batch_size: usize,
+    /// Random crop (pad 4) and horizontal flip of training images.
+    pub augment: bool,
+    /// Use only the first `limit` training images (0 = all).
+    pub limit: usize,
+    /// Evaluate on only the first `test_limit` test images (0 = all).
+    pub test_limit: usize,
+    /// Loader threads (the loader uses one; kept for symmetry with the search config).
+    pub workers: usize,
+    /// Batches the loader prepares ahead.
+    pub prefetch: usize,
+}
+
+/// `[optim]`: SGD with momentum and a per-step cosine schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimSection {
+    /// Training epochs.
+    pub epochs: u64,
+    /// Initial learning rate.
+    pub lr: f64,
+    /// Final learning rate (the cosine reaches it after the last step).
+    pub lr_min: f64,
+    /// Momentum μ.
+    pub momentum: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+    /// L2 weight decay (on every weight, BN γ and β included, as NB201 does).
+    pub weight_decay: f64,
+}
+
+/// `[run]`: seed, folders, checkpoints and logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunSection {
+    /// Seed of the initial weights, the shuffles and the augmentation.
+    pub seed: u64,
+    /// Run folder; empty = a new timestamped folder under `runs_root`.
+    pub out_dir: PathBuf,
+    /// Where new run folders go.
+    pub runs_root: PathBuf,
+    /// Checkpoints kept (the newest ones).
+    pub keep_checkpoints: usize,
+    /// Log a step record every this many steps.
+    pub log_every: u64,
+}
+
+impl Default for NetSection {
+    fn default() -> Self {
+        NetSection {
+            space: "nb201".into(),
+            arch: NB201_BEST.into(),
+            channels: 16,
+            cells: 5,
+            in_channels: 0,
+            input_size: 0,
+            classes: 0,
+        }
+    }
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        DataSection {
+            dataset: BUNDLED.into(),
+            batch_size: 96,
+            augment: true,
+            limit: 0,
+            test_limit: 0,
+            workers: 2,
+            prefetch: 4,
+        }
+    }
+}
+
+impl Default for OptimSection {
+    fn default() -> Self {
+        OptimSection { epochs: 10, lr: 0.1, lr_min: 0.0, momentum: 0.9, nesterov: true, weight_decay: 5e-4 }
+    }
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        RunSection {
+            seed: 0,
+            out_dir: PathBuf::new(),
+            runs_root: PathBuf::from("runs"),
+            keep_checkpoints: 3,
+            log_every: 20,
+        }
+    }
+}
+
+/// Pushes `"{key} = {v}: must be at least {min}"` when `v < min`.
+fn at_least(problems: &mut Vec<String>, key: &str, v: u64, min: u64) {
+    if v < min {
+        problems.push(format!("{key} = {v}: must be at least {min}"));
+    }
+}
+
+impl TrainConfig {
+    /// Reads and validates the TOML file at `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let cfg = Self::from_toml_str(&text, path)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parses TOML `text` (not validated); `source` names the text in errors.
+    pub fn from_toml_str(text: &str, source: &Path) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::Format { path: source.to_path_buf(), message: e.to_string() })
+    }
+
+    /// The config as TOML, every key present.
+    pub fn to_toml_string(&self) -> Result<String> {
+        let body = toml::to_string(self).map_err(|e| Error::invalid(WHAT, format!("cannot write as TOML: {e}")))?;
+        Ok(format!("# wgnas train config (resolved: every key, defaults filled in)\n\n{body}"))
+    }
+
+    /// Writes the config to `path` atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        crate::run::atomic_write(path, self.to_toml_string()?.as_bytes())
+    }
+
+    /// A short hash of the resolved config without `[device]` (a resumed run may use another
+    /// adapter; any other change makes its checkpoints refuse to load).
+    pub fn config_hash(&self) -> String {
+        let mut c = self.clone();
+        c.device = DeviceConfig::default();
+        let text = toml::to_string(&c).unwrap_or_default();
+        format!("{:016x}", crate::run::config::fnv1a64(text.as_bytes()))
+    }
+
+    /// Checks every value; all problems are reported at once, each with what is expected.
+    pub fn validate(&self) -> Result<()> {
+        let mut p = Vec::new();
+        let n = &self.net;
+        if let Err(e) = super::build::check_arch(&n.space, &n.arch) {
+            p.push(e.to_string());
+        }
+        at_least(&mut p, "net.channels", n.channels as u64, 1);
+        at_least(&mut p, "net.cells", n.cells as u64, 1);
+        let d = &self.data;
+        if d.dataset.trim().is_empty() {
+            p.push(format!("data.dataset is empty: give a dataset path or '{BUNDLED}'"));
+        }
+        at_least(&mut p, "data.batch_size", d.batch_size as u64, 1);
+        at_least(&mut p, "data.prefetch", d.prefetch as u64, 1);
+        let o = &self.optim;
+        at_least(&mut p, "optim.epochs", o.epochs, 1);
+        if !(o.lr.is_finite() && o.lr > 0.0) {
+            p.push(format!("optim.lr = {}: must be a positive number", o.lr));
+        }
+        if !(o.lr_min.is_finite() && o.lr_min >= 0.0 && o.lr_min <= o.lr) {
+            p.push(format!("optim.lr_min = {}: must be between 0 and optim.lr ({})", o.lr_min, o.lr));
+        }
+        if !(o.momentum.is_finite() && (0.0..1.0).contains(&o.momentum)) {
+            p.push(format!("optim.momentum = {}: must be in [0, 1)", o.momentum));
+        }
+        if o.nesterov && o.momentum == 0.0 {
+            p.push("optim.nesterov = true needs optim.momentum > 0".into());
+        }
+        if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
+            p.push(format!("optim.weight_decay = {}: must be 0 or more", o.weight_decay));
+        }
+        let r = &self.run;
+        at_least(&mut p, "run.log_every", r.log_every, 1);
+        at_least(&mut p, "run.keep_checkpoints", r.keep_checkpoints as u64, 1);
+        if r.out_dir.as_os_str().is_empty() && r.runs_root.as_os_str().is_empty() {
+            p.push("run.runs_root and run.out_dir are both empty: no place for the run folder".into());
+        }
+        if !self.device.backend.is_empty() {
+            if let Err(e) = crate::gpu::adapter::parse_backend(&self.device.backend) {
+                p.push(format!("device.backend: {e}"));
+            }
+        }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::invalid(WHAT, p.join("\n  ")))
+        }
+    }
+
+    /// The adapter choice of `[device]`.
+    pub fn adapter_choice(&self) -> crate::gpu::AdapterChoice {
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        crate::gpu::AdapterChoice { name: opt(&self.device.adapter), backend: opt(&self.device.backend) }
+    }
+
+    /// Applies one `key.path=value` override, e.g. `optim.lr=0.05`, `net.arch=|...|` or
+    /// `data.augment=false`. The value is read as TOML where that fits the key's type;
+    /// strings may be bare. Unknown keys and wrong types are errors that list what is valid.
+    pub fn apply_override(&mut self, spec: &str) -> Result<()> {
+        let Some((key, raw)) = spec.split_once('=') else {
+            return Err(Error::invalid(WHAT, format!("override '{spec}': expected KEY=VALUE, e.g. optim.epochs=10")));
+        };
+        let (key, raw) = (key.trim(), raw.trim());
+        let mut root = toml::Table::try_from(&*self).map_err(|e| Error::invalid(WHAT, e.to_string()))?;
+        let slot = find_slot(&mut root, key)?;
+        *slot = parse_like(slot, raw).map_err(|msg| Error::invalid(WHAT, format!("override {key}={raw}: {msg}")))?;
+        *self = root
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::invalid(WHAT, format!("override {key}={raw}: {}", e.message())))?;
+        Ok(())
+    }
+
+    /// Applies overrides in order.
+    pub fn apply_overrides<S: AsRef<str>>(&mut self, specs: &[S]) -> Result<()> {
+        specs.iter().try_for_each(|s| self.apply_override(s.as_ref()))
+    }
+}
+
+/// The value at dotted `key` in `root`; unknown keys list the valid ones at their level.
+fn find_slot<'a>(root: &'a mut toml::Table, key: &str) -> Result<&'a mut toml::Value> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut table = root;
+    for (i, part) in parts.iter().enumerate() {
+        let keys: Vec<String> = table.keys().cloned().collect();
+        let Some(value) = table.get_mut(*part) else {
+            let here = parts[..i].join(".");
+            let level = if here.is_empty() { "top level".into() } else { format!("[{here}]") };
+            return Err(Error::invalid(WHAT, format!("unknown key '{key}': the {level} has {}", keys.join(", "))));
+        };
+        if i + 1 == parts.len() {
+            if let toml::Value::Table(t) = value {
+                let sub: Vec<&String> = t.keys().collect();
+                return Err(Error::invalid(WHAT, format!("'{key}' is a section; set one of its keys: {sub:?}")));
+            }
+            return Ok(value);
+        }
+        match value {
+            toml::Value::Table(t) => table = t,
+            _ => return Err(Error::invalid(WHAT, format!("'{}' is a value, not a section", parts[..=i].join(".")))),
+        }
+    }
+    Err(Error::invalid(WHAT, format!("empty key in override '{key}'")))
+}
+
+/// `raw` read as a value of the same type as `old` (strings may be bare or quoted).
+fn parse_like(old: &toml::Value, raw: &str) -> std::result::Result<toml::Value, String> {
+    use toml::Value as V;
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}")).ok().and_then(|t| t.get("v").cloned());
+    match (old, parsed) {
+        (V::String(_), Some(V::String(s))) => Ok(V::String(s)),
+        (V::String(_), _) => Ok(V::String(raw.to_string())),
+        (V::Float(_), Some(V::Float(x))) => Ok(V::Float(x)),
+        (V::Float(_), Some(V::Integer(i))) => Ok(V::Float(i as f64)),
+        (V::Integer(_), Some(V::Integer(i))) if i >= 0 => Ok(V::Integer(i)),
+        (V::Integer(_), _) => Err("expected a non-negative integer".into()),
+        (V::Boolean(_), Some(V::Boolean(b))) => Ok(V::Boolean(b)),
+        (V::Float(_), _) => Err("expected a number".into()),
+        (V::Boolean(_), _) => Err("expected true or false".into()),
+        (_, _) => Err("this key cannot be set from the command line".into()),
+    }
+}
+
+/// The flags of `wgnas train` that build a config: a file, the common settings, and
+/// `--set key=value` for everything else. Apply order: file, typed flags, `--set`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TrainFlags {
+    /// Config file (TOML); without it the defaults are used.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Search space of the architecture (nb201).
+    #[arg(long)]
+    pub space: Option<String>,
+    /// The architecture, e.g. "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|".
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Channels of the first stage.
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Cells per stage.
+    #[arg(long)]
+    pub cells: Option<usize>,
+    /// Training epochs.
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// Images per batch.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Initial learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Dataset path, or 'bundled'.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Random seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run folder (default: runs/TIMESTAMP-SPACE-train).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Any config key, e.g. --set optim.weight_decay=0.0003 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+impl TrainFlags {
+    /// Loads the file (or the defaults), applies the flags, and validates.
+    pub fn resolve(&self) -> Result<TrainConfig> {
+        let mut cfg = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.clone(), source })?;
+                TrainConfig::from_toml_str(&text, path)?
+            }
+            None => TrainConfig::default(),
+        };
+        self.apply(&mut cfg)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Applies the typed flags, then the `--set` overrides, to `cfg`.
+    pub fn apply(&self, cfg: &mut TrainConfig) -> Result<()> {
+        if let Some(s) = &self.space {
+            cfg.net.space = s.clone();
+        }
+        if let Some(a) = &self.arch {
+            cfg.net.arch = a.clone();
+        }
+        if let Some(c) = self.channels {
+            cfg.net.channels = c;
+        }
+        if let Some(n) = self.cells {
+            cfg.net.cells = n;
+        }
+        if let Some(e) = self.epochs {
+            cfg.optim.epochs = e;
+        }
+        if let Some(b) = self.batch_size {
+            cfg.data.batch_size = b;
+        }
+        if let Some(lr) = self.lr {
+            cfg.optim.lr = lr;
+        }
+        if let Some(d) = &self.dataset {
+            cfg.data.dataset = d.clone();
+        }
+        if let Some(s) = self.seed {
+            cfg.run.seed = s;
+        }
+        if let Some(o) = &self.out {
+            cfg.run.out_dir = o.clone();
+        }
+        cfg.apply_overrides(&self.set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_nb201_protocol_and_valid() {
+        let c = TrainConfig::default();
+        c.validate().unwrap();
+        assert_eq!((c.net.channels, c.net.cells, c.data.batch_size, c.optim.epochs), (16, 5, 96, 10));
+        assert_eq!((c.optim.lr, c.optim.momentum, c.optim.nesterov, c.optim.weight_decay), (0.1, 0.9, true, 5e-4));
+        let back = TrainConfig::from_toml_str(&c.to_toml_string().unwrap(), Path::new("t")).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn overrides_set_any_key_and_reject_unknown_ones() {
+        let mut c = TrainConfig::default();
+        c.apply_overrides(&[
+            "optim.lr=0.05",
+            "data.augment=false",
+            "net.arch=|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+            "optim.epochs=3",
+        ])
+        .unwrap();
+        assert_eq!((c.optim.lr, c.data.augment, c.optim.epochs), (0.05, false, 3));
+        assert!(c.net.arch.starts_with("|none~0|"));
+        let e = c.apply_override("optim.learning_rate=1").unwrap_err().to_string();
+        assert!(e.contains("unknown key") && e.contains("lr"), "{e}");
+        let e = c.apply_override("optim.epochs=many").unwrap_err().to_string();
+        assert!(e.contains("non-negative integer"), "{e}");
+        assert!(TrainConfig::from_toml_str("[optim]\nlearning_rate = 1\n", Path::new("t.toml")).is_err());
+    }
+
+    #[test]
+    fn validation_reports_every_problem() {
+        let mut c = TrainConfig::default();
+        c.data.batch_size = 0;
+        c.optim.lr = -1.0;
+        c.net.arch = "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|".into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("data.batch_size = 0") && e.contains("optim.lr") && e.contains("valid ops"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_config_parses_and_validates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/train-nb201.toml");
+        TrainConfig::load(&path).unwrap();
+    }
+}
