@@ -351,3 +351,36 @@ fn config_errors_are_helpful() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("valid ops are"), "{stderr}");
 }
+
+#[test]
+fn an_mbconv_architecture_trains_and_loads_back() {
+    let dir = temp_dir("mbconv");
+    let mut cfg = tiny_run(&dir, 0, 300, 1);
+    cfg.net.space = "mbconv".into();
+    cfg.net.arch = "mb3_k3,skip|mb6_k5,mb3_k7".into();
+    let t = std::time::Instant::now();
+    let out = run_train(cfg, &TrainOptions::default(), &mut |_| {}).unwrap();
+    let r = out.result.expect("finished");
+    eprintln!("tiny mbconv run: {:.1}s, {r:?}", t.elapsed().as_secs_f64());
+    // Chance is 10 %.
+    assert!(r.test_acc >= 35.0, "test accuracy {} %", r.test_acc);
+    let (lcfg, net) = load_trained(gpu(), &dir).unwrap();
+    assert_eq!((net.space(), net.arch()), ("mbconv", "mb3_k3,skip|mb6_k5,mb3_k7".to_string()));
+    assert_eq!(lcfg.net.space, "mbconv");
+    let data = TrainData::load(&lcfg.data).unwrap();
+    let (_, acc) = evaluate(gpu(), net.as_ref(), &data.test, &data.test_indices, &data.norm, 32).unwrap();
+    assert!((acc - r.test_acc).abs() < 1e-9, "loaded net: {acc} %, the run reported {} %", r.test_acc);
+    let e = run_train(
+        {
+            let mut c = tiny_run(&temp_dir("mbconv-bad"), 0, 300, 1);
+            (c.net.space, c.net.arch) = ("mbconv".into(), "skip,mb3_k3".into());
+            c
+        },
+        &TrainOptions::default(),
+        &mut |_| {},
+    )
+    .expect_err("skip first is an error")
+    .to_string();
+    assert!(e.contains("skip"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -5,10 +5,11 @@ use super::config::TrainConfig;
 use super::model::FixedNet;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::space::mbconv::{MbArch, MbNet, MbSpace};
 use crate::space::nb201::{Nb201Arch, Nb201Net, Nb201NetConfig};
 
 /// Spaces whose architectures `wgnas train` can build.
-pub const SPACES: &[&str] = &["nb201"];
+pub const SPACES: &[&str] = &["nb201", "mbconv"];
 
 /// Component name of errors.
 const WHAT: &str = "train";
@@ -22,6 +23,7 @@ fn unknown_space(space: &str) -> Error {
 pub fn check_arch(space: &str, arch: &str) -> Result<()> {
     match space {
         "nb201" => Nb201Arch::parse(arch).map(|_| ()).map_err(|e| Error::invalid(WHAT, format!("net.arch: {e}"))),
+        "mbconv" => MbArch::parse(arch).map(|_| ()).map_err(|e| Error::invalid(WHAT, format!("net.arch: {e}"))),
         other => Err(unknown_space(other)),
     }
 }
@@ -52,6 +54,19 @@ pub fn build_net(
             };
             Ok(Box::new(Nb201Net::new(gpu, ncfg, seed)?))
         }
+        "mbconv" => {
+            let arch = MbArch::parse(&cfg.net.arch).map_err(|e| Error::invalid(WHAT, format!("net.arch: {e}")))?;
+            Ok(Box::new(MbNet::new(gpu, mbconv_space(cfg, &arch, c, h, classes), &arch, seed)?))
+        }
         other => Err(unknown_space(other)),
     }
+}
+
+/// The `mbconv` space of a trained architecture: aligned with an NB201 network of
+/// `net.channels` (stem C, blocks C, 2C, 4C; the block count and depths come from the
+/// architecture), the layout a DNA search distils into.
+pub fn mbconv_space(cfg: &TrainConfig, arch: &MbArch, in_channels: usize, size: usize, classes: usize) -> MbSpace {
+    let mut space = MbSpace::aligned_to_nb201(cfg.net.channels, in_channels, size, classes, arch.layers());
+    space.se_ratio = cfg.net.se_ratio;
+    space
 }

@@ -44,13 +44,13 @@ pub struct TrainConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NetSection {
-    /// Search space of the architecture (`nb201`).
+    /// Search space of the architecture (`nb201` or `mbconv`).
     pub space: String,
     /// The architecture in the space's string form.
     pub arch: String,
     /// Channels of the first stage.
     pub channels: usize,
-    /// Cells per stage.
+    /// Cells per stage (nb201).
     pub cells: usize,
     /// Image channels; 0 = from the dataset (the saved `train.toml` has the value).
     pub in_channels: usize,
@@ -58,6 +58,8 @@ pub struct NetSection {
     pub input_size: usize,
     /// Classes; 0 = from the dataset.
     pub classes: usize,
+    /// `mbconv` only: squeeze-and-excitation bottleneck ratio of every MBConv layer.
+    pub se_ratio: f32,
 }
 
 /// `[data]`: the dataset (its train part trains, its test part evaluates) and batching.
@@ -124,6 +126,7 @@ impl Default for NetSection {
             in_channels: 0,
             input_size: 0,
             classes: 0,
+            se_ratio: 0.25,
         }
     }
 }
@@ -210,6 +213,9 @@ impl TrainConfig {
         }
         at_least(&mut p, "net.channels", n.channels as u64, 1);
         at_least(&mut p, "net.cells", n.cells as u64, 1);
+        if !(n.se_ratio.is_finite() && n.se_ratio > 0.0 && n.se_ratio <= 1.0) {
+            p.push(format!("net.se_ratio = {}: must be in (0, 1]", n.se_ratio));
+        }
         let d = &self.data;
         if d.dataset.trim().is_empty() {
             p.push(format!("data.dataset is empty: give a dataset path or '{BUNDLED}'"));
@@ -331,7 +337,7 @@ pub struct TrainFlags {
     /// Config file (TOML); without it the defaults are used.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Search space of the architecture (nb201).
+    /// Search space of the architecture: nb201, or mbconv (e.g. --arch "mb6_k3,mb3_k5|mb6_k7,skip").
     #[arg(long)]
     pub space: Option<String>,
     /// The architecture, e.g. "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|".
@@ -340,7 +346,7 @@ pub struct TrainFlags {
     /// Channels of the first stage.
     #[arg(long)]
     pub channels: Option<usize>,
-    /// Cells per stage.
+    /// Cells per stage (nb201).
     #[arg(long)]
     pub cells: Option<usize>,
     /// Training epochs.
