@@ -290,7 +290,34 @@ impl DnaConfig {
         specs.iter().try_for_each(|s| self.apply_override(s.as_ref()))
     }
 
-    /// Checks every value, reporting all problems at once.
+    /// Checks that the files the config names exist: the dataset (unless bundled) and the
+    /// teacher run folder (when given). Separate from [`DnaConfig::validate`], so that a
+    /// finished run's `dna.toml` still loads after those files have moved.
+    pub fn check_paths(&self) -> Result<()> {
+        let mut problems = Vec::new();
+        if self.data.dataset != BUNDLED && !Path::new(&self.data.dataset).exists() {
+            problems.push(format!(
+                "data.dataset = '{}': no such file or folder (give a dataset path, or '{BUNDLED}')",
+                self.data.dataset
+            ));
+        }
+        let run = &self.teacher.run;
+        if !run.as_os_str().is_empty() && !run.is_dir() {
+            problems.push(format!(
+                "teacher.run = '{}': no such folder (give a `wgnas train` run folder, or leave it empty to train \
+                 a teacher)",
+                run.display()
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::invalid(WHAT, format!("missing files:\n  {}", problems.join("\n  "))))
+        }
+    }
+
+    /// Checks every value, reporting all problems at once (not whether named files exist:
+    /// see [`DnaConfig::check_paths`]).
     pub fn validate(&self) -> Result<()> {
         let mut problems = Vec::new();
         self.check_teacher(&mut problems);
@@ -313,12 +340,6 @@ impl DnaConfig {
         at_least(problems, "teacher.cells", t.cells as u64, 1);
         if t.run.as_os_str().is_empty() {
             at_least(problems, "teacher.epochs (or give teacher.run)", t.epochs, 1);
-        } else if !t.run.is_dir() {
-            problems.push(format!(
-                "teacher.run = '{}': no such folder (give a `wgnas train` run folder, or leave it empty to train \
-                 a teacher)",
-                t.run.display()
-            ));
         }
     }
 
@@ -466,18 +487,20 @@ mod tests {
         c.distill.lr = 0.0;
         c.data.limit = 100;
         c.data.held_out = 100;
-        c.teacher.run = PathBuf::from("/no/such/teacher/run");
         let e = c.validate().unwrap_err().to_string();
-        for key in [
-            "teacher.arch",
-            "student.layers =",
-            "student.layers[1] = 5",
-            "rmsprop",
-            "distill.lr",
-            "held_out",
-            "teacher.run",
-        ] {
+        for key in ["teacher.arch", "student.layers =", "student.layers[1] = 5", "rmsprop", "distill.lr", "held_out"] {
             assert!(e.contains(key), "{key} not in {e}");
         }
+    }
+
+    #[test]
+    fn missing_files_are_reported_apart_from_values() {
+        let mut c = DnaConfig::default();
+        c.check_paths().unwrap();
+        c.teacher.run = PathBuf::from("/no/such/teacher/run");
+        c.data.dataset = "/no/such/dataset".into();
+        c.validate().unwrap();
+        let e = c.check_paths().unwrap_err().to_string();
+        assert!(e.contains("teacher.run") && e.contains("data.dataset"), "{e}");
     }
 }
