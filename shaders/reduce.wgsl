@@ -1,6 +1,8 @@
 // Reduction kernels: sum, sum of squares and dot product to one scalar, in two passes
 // (per-workgroup partial sums, then one workgroup that adds the partials), and the
-// in-place gradient scaling of clip_grad_norm.
+// in-place gradient scaling of clip_grad_norm. For DNA's path rating: Σ|x − y|, the
+// centred sum of squares Σ(x − y[0])² (standard deviation), and a finish that scales,
+// takes the square root, or accumulates into its output slot.
 //
 // One partial pass covers up to 6 tensors ("slots" x0..x5) so that the norm of a whole
 // parameter list costs few dispatches. Workgroup w of the grid belongs to slot s when
@@ -16,7 +18,7 @@ struct Params {
     offset: u32,    // partials: first partial slot written; finish: index in out; clip: index of the norm
     count: u32,     // partials/clip: slots bound; finish: partials to add
     max_norm: f32,  // clip_scale only
-    _p0: u32,
+    scale: f32,     // partial_pair / finish_scaled only
     _p1: u32,
     _p2: u32,
     len: array<vec4<u32>, 2>,    // element count of each slot
@@ -152,5 +154,58 @@ fn clip_scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let c = min(1.0, p.max_norm / (out[p.offset] + 1e-6));
     for (var i = begin + lid.x; i < end; i += WG) {
         scale_slot(s, i, c);
+    }
+}
+
+const PAIR_ABS_DIFF: u32 = 0u;
+const FINISH_SCALED: u32 = 0u;
+const FINISH_SQRT_SCALED: u32 = 1u;
+const FINISH_ACCUMULATE: u32 = 2u;
+
+// partials[offset + w] = Σ over this workgroup's chunk of |x0 − y| (mode 0) or of
+// (x0 − y[0])² (mode 1: y holds the mean). One slot.
+@compute @workgroup_size(256)
+fn partial_pair(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+    let w = wid.x + wid.y * nwg.x;
+    if (w >= slot_start(1u)) { return; }
+    let begin = w * p.chunk;
+    let end = min(begin + p.chunk, slot_len(0u));
+    var acc = 0.0;
+    if (p.mode == PAIR_ABS_DIFF) {
+        for (var i = begin + lid.x; i < end; i += WG) {
+            acc += abs(x0[i] - y[i]);
+        }
+    } else {
+        let c = y[0];
+        for (var i = begin + lid.x; i < end; i += WG) {
+            let d = x0[i] - c;
+            acc += d * d;
+        }
+    }
+    red[lid.x] = acc;
+    tree(lid.x);
+    if (lid.x == 0u) { partials[p.offset + w] = red[0]; }
+}
+
+// With t = Σ partials[0..count): out[offset] = t·scale (mode 0), sqrt(t·scale) (mode 1),
+// or out[offset] += t·scale (mode 2). One workgroup.
+@compute @workgroup_size(256)
+fn finish_scaled(@builtin(local_invocation_id) lid: vec3<u32>) {
+    var acc = 0.0;
+    for (var i = lid.x; i < p.count; i += WG) {
+        acc += partials[i];
+    }
+    red[lid.x] = acc;
+    tree(lid.x);
+    if (lid.x == 0u) {
+        let v = red[0] * p.scale;
+        if (p.mode == FINISH_SCALED) {
+            out[p.offset] = v;
+        } else if (p.mode == FINISH_SQRT_SCALED) {
+            out[p.offset] = sqrt(v);
+        } else {
+            out[p.offset] = out[p.offset] + v;
+        }
     }
 }

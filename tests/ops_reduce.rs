@@ -107,3 +107,80 @@ fn norm_and_clip_of_many_tensors_take_few_dispatches() {
     assert_eq!(g.work().dispatches - before, 5);
     g.wait().unwrap();
 }
+
+// ---- DNA path rating -------------------------------------------------------------------
+
+/// Awkward sizes of the rating reductions: one element, odd, below one chunk, many chunks.
+const RATING_LENGTHS: [usize; 4] = [1, 7, 1000, 100_003];
+
+#[test]
+fn abs_diff_sum_matches_reference() {
+    for (i, &n) in RATING_LENGTHS.iter().enumerate() {
+        let a = randn(90 + i as u64, n);
+        let b = randn(95 + i as u64, n);
+        let got = reduce::abs_diff_sum(gpu(), &up(&a, &[n]), &up(&b, &[n])).unwrap();
+        assert_close(&format!("Σ|a−b| n={n}"), &down(&got), &[cpu::abs_diff_sum(&a, &b)], RTOL);
+    }
+    // NCHW against a flat tensor of the same size: only the element count matters.
+    let a = randn(99, 2 * 3 * 5 * 7);
+    let got = reduce::abs_diff_sum(gpu(), &up(&a, &[2, 3, 5, 7]), &up(&a, &[210])).unwrap();
+    assert_eq!(down(&got), vec![0.0]);
+}
+
+#[test]
+fn std_matches_reference_even_with_a_large_mean() {
+    for (i, &n) in RATING_LENGTHS.iter().enumerate().skip(1) {
+        let x = randn(110 + i as u64, n);
+        let got = reduce::std(gpu(), &up(&x, &[n])).unwrap();
+        assert_close(&format!("std n={n}"), &down(&got), &[cpu::std(&x)], RTOL);
+        // Mean 100, spread 0.5: a one-pass Σx² − n·x̄² in f32 would lose most digits.
+        let shifted: Vec<f32> = x.iter().map(|v| 100.0 + 0.5 * v).collect();
+        let got = reduce::std(gpu(), &up(&shifted, &[n])).unwrap();
+        assert_close(&format!("std(100 + x/2) n={n}"), &down(&got), &[cpu::std(&shifted)], 1e-3);
+    }
+}
+
+#[test]
+fn scores_of_many_paths_accumulate_in_one_buffer() {
+    // Three "paths" × two "batches" into slots 0..3 of one buffer; slot 3 stays untouched.
+    let out = Tensor::zeros(gpu(), &[4], "scores").unwrap();
+    let mut want = [0.0f64; 4];
+    for (batch, &n) in [1000usize, 100_003].iter().enumerate() {
+        let t = randn(120 + batch as u64, n);
+        let inv_std = 1.0 / cpu::std(&t);
+        let gt = up(&t, &[n]);
+        for (path, w) in want.iter_mut().enumerate().take(3) {
+            let s = randn(130 + 10 * batch as u64 + path as u64, n);
+            reduce::accumulate_score(gpu(), &up(&s, &[n]), &gt, inv_std, &out, path).unwrap();
+            *w += cpu::score(&s, &t, inv_std) as f64;
+        }
+    }
+    let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+    assert_close("accumulated scores", &down(&out), &want, RTOL);
+    // Sizes 1 and 7 too, each into a fresh slot.
+    for &n in &[1usize, 7] {
+        let (s, t) = (randn(140 + n as u64, n), randn(150 + n as u64, n));
+        let out = Tensor::zeros(gpu(), &[2], "scores").unwrap();
+        reduce::accumulate_score(gpu(), &up(&s, &[n]), &up(&t, &[n]), 2.0, &out, 1).unwrap();
+        assert_close(&format!("score n={n}"), &down(&out), &[0.0, cpu::score(&s, &t, 2.0)], RTOL);
+    }
+}
+
+#[test]
+fn rating_errors_not_panics() {
+    let a = up(&[1.0, 2.0], &[2]);
+    let b = up(&[1.0, 2.0, 3.0], &[3]);
+    let e = reduce::abs_diff_sum(gpu(), &a, &b).unwrap_err().to_string();
+    assert!(e.contains("abs_diff_sum") && e.contains("differ"), "{e}");
+    let e = reduce::std(gpu(), &up(&[1.0], &[1])).unwrap_err().to_string();
+    assert!(e.contains("at least 2"), "{e}");
+    let out = Tensor::zeros(gpu(), &[2], "scores").unwrap();
+    let e = reduce::accumulate_score(gpu(), &a, &b, 1.0, &out, 0).unwrap_err().to_string();
+    assert!(e.contains("differ"), "{e}");
+    let e = reduce::accumulate_score(gpu(), &a, &a, 1.0, &out, 2).unwrap_err().to_string();
+    assert!(e.contains("index 2"), "{e}");
+    let e = reduce::accumulate_score(gpu(), &a, &a, f32::INFINITY, &out, 0).unwrap_err().to_string();
+    assert!(e.contains("std"), "{e}");
+    let empty = Tensor::zeros(gpu(), &[0], "empty").unwrap();
+    assert!(reduce::accumulate_score(gpu(), &empty, &empty, 1.0, &out, 0).is_err());
+}

@@ -37,6 +37,23 @@ pub fn clip_grad_norm(grads: &[&[f32]], max_norm: f32) -> (f32, Vec<Vec<f32>>) {
     (norm, scaled)
 }
 
+/// Σ |aᵢ − bᵢ|.
+pub fn abs_diff_sum(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).abs()).sum::<f64>() as f32
+}
+
+/// Sample standard deviation `sqrt(Σ(x − x̄)² / (n − 1))` (`torch.std`); NaN below 2 elements.
+pub fn std(x: &[f32]) -> f32 {
+    let n = x.len() as f64;
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    (x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() as f32
+}
+
+/// DNA's path score on one batch: mean|s − t| · inv_std_t.
+pub fn score(s: &[f32], t: &[f32], inv_std_t: f32) -> f32 {
+    (abs_diff_sum(s, t) as f64 / s.len() as f64 * inv_std_t as f64) as f32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +66,27 @@ mod tests {
         assert_eq!(sum_squares(&[&[3.0], &[4.0]]), 25.0);
         assert_eq!(global_norm(&[&[3.0], &[], &[4.0]]), 5.0);
         assert_eq!(global_norm(&[]), 0.0);
+    }
+
+    #[test]
+    fn rating_references_agree_with_hand_values() {
+        assert_eq!(abs_diff_sum(&[1.0, -2.0, 3.0], &[0.5, 1.0, 3.0]), 3.5);
+        // x = 1, 2, 3, 4: mean 2.5, Σ(x − x̄)² = 5, std = sqrt(5 / 3).
+        assert!((std(&[1.0, 2.0, 3.0, 4.0]) as f64 - (5.0f64 / 3.0).sqrt()).abs() < 1e-7);
+        assert!(std(&[3.0]).is_nan());
+        assert_eq!(score(&[1.0, 3.0], &[0.0, 0.0], 0.5), 1.0);
+    }
+
+    #[test]
+    fn std_gradient_matches_finite_differences() {
+        // d std / dxᵢ = (xᵢ − x̄) / ((n − 1) std)
+        let x = vec![0.3f32, -1.2, 2.0, 0.7, 1.1];
+        let num = finite_diff(&x, |x| std(x) as f64, 1e-2);
+        let (n, s) = (x.len() as f64, std(&x) as f64);
+        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+        for (xi, gi) in x.iter().zip(&num) {
+            assert!(((*xi as f64 - mean) / ((n - 1.0) * s) - gi).abs() < 1e-3, "{gi}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! On-GPU reductions to a scalar, with no readback: sum, dot product, sum of squares,
-//! the global L2 norm of a list of tensors, and PyTorch's `clip_grad_norm_`.
+//! the global L2 norm of a list of tensors, PyTorch's `clip_grad_norm_`, and for DNA's
+//! path rating Σ|a − b|, the standard deviation, and `accumulate_score`.
 //! Shader: `shaders/reduce.wgsl`.
 //!
 //! Every reduction is two passes: `partial_sums` / `partial_dot` write one partial sum
@@ -28,6 +29,7 @@ pub const SLOTS: usize = 6;
 /// | offset | partial pass: first partial written; finish: index written in `out`; clip: index of the norm |
 /// | count | partial/clip: tensors bound; finish: number of partials |
 /// | max_norm | clip threshold (clip_scale only) |
+/// | scale | factor of `finish_scaled` |
 /// | len\[s\] | element count of slot `s` |
 /// | start\[s\] | first workgroup of slot `s`; `start[count]` is the grid size |
 #[repr(C)]
@@ -38,7 +40,8 @@ struct Params {
     offset: u32,
     count: u32,
     max_norm: f32,
-    _pad: [u32; 3],
+    scale: f32,
+    _pad: [u32; 2],
     len: [u32; 8],
     start: [u32; 8],
 }
@@ -55,6 +58,13 @@ const MODE_SUM: u32 = 0;
 const MODE_SQUARES: u32 = 1;
 const FINISH_PLAIN: u32 = 0;
 const FINISH_SQRT: u32 = 1;
+/// `partial_pair` modes: Σ|x − y| and Σ(x − y[0])².
+const PAIR_ABS_DIFF: u32 = 0;
+const PAIR_CENTERED_SQUARES: u32 = 1;
+/// `finish_scaled` modes: `t·scale`, `sqrt(t·scale)`, `out += t·scale`.
+const SCALED: u32 = 0;
+const SQRT_SCALED: u32 = 1;
+const ACCUMULATE: u32 = 2;
 
 /// Workgroups needed to cover `n` elements in chunks of [`CHUNK`].
 fn groups_for(n: usize) -> usize {
@@ -73,7 +83,8 @@ fn batch_params(op: &'static str, batch: &[&Tensor], mode: u32, offset: usize) -
         offset: u32_of(op, "partial offset", offset)?,
         count: batch.len() as u32,
         max_norm: 0.0,
-        _pad: [0; 3],
+        scale: 0.0,
+        _pad: [0; 2],
         len: [0; 8],
         start: [0; 8],
     };
@@ -133,7 +144,8 @@ fn finish(
         offset: u32_of(op, "output index", index)?,
         count: u32_of(op, "partial count", count)?,
         max_norm: 0.0,
-        _pad: [0; 3],
+        scale: 0.0,
+        _pad: [0; 2],
         len: [0; 8],
         start: [0; 8],
     };
@@ -222,4 +234,106 @@ pub fn clip_grad_norm(gpu: &Gpu, grads: &[&Tensor], max_norm: f32) -> Result<Ten
         gpu.dispatch(SHADER, "clip_scale", &p, &b, gpu.grid(batch_groups(&p)))?;
     }
     Ok(norm)
+}
+
+// ---- DNA path rating ------------------------------------------------------------------
+
+fn check_same_size(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.numel() != b.numel() {
+        return Err(Error::shape(
+            op,
+            format!("'{}' {:?} and '{}' {:?} differ in size", a.name(), a.shape(), b.name(), b.shape()),
+        ));
+    }
+    Ok(())
+}
+
+/// Records the partial pass of `partial_pair` over `x` (with `y` as the second operand or
+/// the centre); returns the partials and their count.
+fn pair_partials(gpu: &Gpu, op: &'static str, x: &Tensor, y: &Tensor, mode: u32) -> Result<(Tensor, usize)> {
+    let groups = groups_for(x.numel());
+    let partials = Tensor::empty(gpu, &[groups.max(1)], "reduce partials")?;
+    let p = batch_params(op, &[x], mode, 0)?;
+    let mut b = bindings(&partials);
+    b[B_X0] = x;
+    b[B_Y] = y;
+    gpu.dispatch(SHADER, "partial_pair", &p, &b, gpu.grid(groups as u64))?;
+    Ok((partials, groups))
+}
+
+/// Records `finish_scaled`: with `t = Σ partials[0..count)`, writes `t·scale`,
+/// `sqrt(t·scale)` or adds `t·scale` to `out[index]` (by `mode`).
+#[allow(clippy::too_many_arguments)]
+fn finish_scaled(
+    gpu: &Gpu,
+    op: &'static str,
+    partials: &Tensor,
+    count: usize,
+    out: &Tensor,
+    index: usize,
+    mode: u32,
+    scale: f32,
+) -> Result<()> {
+    let p = Params {
+        mode,
+        chunk: 0,
+        offset: u32_of(op, "output index", index)?,
+        count: u32_of(op, "partial count", count)?,
+        max_norm: 0.0,
+        scale,
+        _pad: [0; 2],
+        len: [0; 8],
+        start: [0; 8],
+    };
+    let mut b = bindings(out);
+    b[B_PARTIALS] = partials;
+    b[B_OUT] = out;
+    gpu.dispatch(SHADER, "finish_scaled", &p, &b, [1, 1, 1])
+}
+
+/// Σᵢ |aᵢ − bᵢ| as a `[1]` tensor (a and b must have the same element count).
+pub fn abs_diff_sum(gpu: &Gpu, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    check_same_size("abs_diff_sum", a, b)?;
+    let out = Tensor::empty(gpu, &[1], "abs diff sum")?;
+    let (partials, count) = pair_partials(gpu, "abs_diff_sum", a, b, PAIR_ABS_DIFF)?;
+    finish_scaled(gpu, "abs_diff_sum", &partials, count, &out, 0, SCALED, 1.0)?;
+    Ok(out)
+}
+
+/// The sample standard deviation of all elements, as a `[1]` tensor (like `torch.std`):
+/// `sqrt(Σ(x − x̄)² / (n − 1))`, computed in two passes (mean first) so that a large mean
+/// does not cancel the spread. Needs at least 2 elements. Four dispatches, no readback.
+pub fn std(gpu: &Gpu, t: &Tensor) -> Result<Tensor> {
+    let n = t.numel();
+    if n < 2 {
+        let msg = format!("'{}' {:?} has {n} element(s); a standard deviation needs at least 2", t.name(), t.shape());
+        return Err(Error::shape("std", msg));
+    }
+    let mean = Tensor::empty(gpu, &[1], "std mean")?;
+    let (partials, count) = partial_passes(gpu, "std", &[t], MODE_SUM)?;
+    finish_scaled(gpu, "std", &partials, count, &mean, 0, SCALED, (1.0 / n as f64) as f32)?;
+    let out = Tensor::empty(gpu, &[1], "std")?;
+    let (partials, count) = pair_partials(gpu, "std", t, &mean, PAIR_CENTERED_SQUARES)?;
+    finish_scaled(gpu, "std", &partials, count, &out, 0, SQRT_SCALED, (1.0 / (n - 1) as f64) as f32)?;
+    Ok(out)
+}
+
+/// Records `out[index] += mean|s − t| · inv_std_t` (DNA's rating of one path on one batch:
+/// the student's block output `s` against the teacher's `t`, over `1 / std(t)`). Nothing
+/// is read back, so the scores of many paths accumulate in one buffer read once.
+/// `out[index]` must hold a value already (zero it first: `Tensor::zeros`).
+pub fn accumulate_score(gpu: &Gpu, s: &Tensor, t: &Tensor, inv_std_t: f32, out: &Tensor, index: usize) -> Result<()> {
+    const OP: &str = "accumulate_score";
+    check_same_size(OP, s, t)?;
+    check_index(OP, out, index)?;
+    if s.numel() == 0 {
+        return Err(Error::shape(OP, format!("'{}' is empty: the mean of no elements is undefined", s.name())));
+    }
+    if !inv_std_t.is_finite() {
+        let msg = format!("inv_std_t = {inv_std_t}: the teacher feature's std is 0 or not finite (a dead feature?)");
+        return Err(Error::invalid(OP, msg));
+    }
+    let (partials, count) = pair_partials(gpu, OP, s, t, PAIR_ABS_DIFF)?;
+    let scale = (inv_std_t as f64 / s.numel() as f64) as f32;
+    finish_scaled(gpu, OP, &partials, count, out, index, ACCUMULATE, scale)
 }
