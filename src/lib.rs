@@ -8,6 +8,7 @@ pub mod bench201;
 pub mod cli;
 pub mod data;
 pub mod demo;
+pub mod dna;
 pub mod error;
 pub mod gpu;
 pub mod gui;

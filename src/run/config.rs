@@ -714,7 +714,7 @@ impl SearchConfig {
 }
 
 /// The value at dotted `key` in `root`; unknown keys list the valid ones at their level.
-fn find_slot<'a>(root: &'a mut toml::Table, key: &str) -> Result<&'a mut toml::Value> {
+pub(crate) fn find_slot<'a>(root: &'a mut toml::Table, key: &str) -> Result<&'a mut toml::Value> {
     let parts: Vec<&str> = key.split('.').collect();
     let mut table = root;
     for (i, part) in parts.iter().enumerate() {
@@ -742,7 +742,7 @@ fn find_slot<'a>(root: &'a mut toml::Table, key: &str) -> Result<&'a mut toml::V
 }
 
 /// `raw` read as a value of the same type as `old`.
-fn parse_like(old: &toml::Value, raw: &str) -> std::result::Result<toml::Value, String> {
+pub(crate) fn parse_like(old: &toml::Value, raw: &str) -> std::result::Result<toml::Value, String> {
     use toml::Value as V;
     let parsed = parse_toml_value(raw);
     match (old, parsed) {
