@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use egui::{RichText, Ui};
 
+use super::dna_history::DnaHistory;
 use super::export;
 use super::runs::{RunsAction, RunsBrowser};
 use super::session::{self, Session, SessionState};
 use super::setup::SetupPanel;
-use super::views::{install_fonts, AlphaHeatmap, BenchView, CellView, LivePlots};
+use super::views::{install_fonts, AlphaHeatmap, BenchView, CellView, DnaView, LivePlots};
 use crate::run::{RunHistory, SearchConfig};
 
 /// How often the UI repaints while a run is active (≥ 10 frames a second).
@@ -52,13 +53,16 @@ pub enum Tab {
     Topology,
     /// NAS-Bench-201 accuracy and rank per epoch.
     Benchmark,
+    /// A DNA run opened from the Runs tab: ratings, fronts, the chosen path.
+    Dna,
     /// Past run folders.
     Runs,
 }
 
 impl Tab {
     /// Every tab.
-    pub const ALL: [Tab; 6] = [Tab::Summary, Tab::Plots, Tab::Weights, Tab::Topology, Tab::Benchmark, Tab::Runs];
+    pub const ALL: [Tab; 7] =
+        [Tab::Summary, Tab::Plots, Tab::Weights, Tab::Topology, Tab::Benchmark, Tab::Dna, Tab::Runs];
 
     /// The tab's title (also its accessible label).
     pub fn title(self) -> &'static str {
@@ -68,6 +72,7 @@ impl Tab {
             Tab::Weights => "Architecture weights",
             Tab::Topology => "Topology",
             Tab::Benchmark => "Benchmark",
+            Tab::Dna => "DNA",
             Tab::Runs => "Runs",
         }
     }
@@ -114,6 +119,10 @@ pub struct WgnasApp {
     pub cell: CellView,
     /// The NAS-Bench-201 view.
     pub bench: BenchView,
+    /// The DNA view.
+    pub dna: DnaView,
+    /// The DNA run opened from the Runs tab, if any.
+    pub dna_run: Option<DnaHistory>,
     /// The runs browser.
     pub runs: RunsBrowser,
     /// The outcome of the last export (a path written, or an error).
@@ -141,6 +150,8 @@ impl WgnasApp {
             heatmap: AlphaHeatmap::default(),
             cell: CellView::default(),
             bench: BenchView::default(),
+            dna: DnaView::default(),
+            dna_run: None,
             runs: RunsBrowser::default(),
             export_status: None,
             png_result: Default::default(),
@@ -306,6 +317,7 @@ impl WgnasApp {
             Tab::Weights => self.weights_tab(ui),
             Tab::Topology => self.topology_tab(ui),
             Tab::Benchmark => self.benchmark_tab(ui),
+            Tab::Dna => self.dna_tab(ui),
             Tab::Runs => self.runs_tab(ui),
         }
     }
@@ -355,6 +367,28 @@ impl WgnasApp {
         self.bench.ui(ui, h);
     }
 
+    /// DNA tab: the DNA run opened from the Runs tab (followed while it is written).
+    pub fn dna_tab(&mut self, ui: &mut Ui) {
+        let Some(run) = &self.dna_run else {
+            ui.label("No DNA run open: open a DNA run folder (one with dna.toml) in the Runs tab.");
+            return;
+        };
+        ui.horizontal(|ui| {
+            if let Some(dir) = &run.dir {
+                ui.label(format!("Run folder: {}", dir.display()));
+            }
+            let mut follow = self.runs.follow();
+            if ui
+                .checkbox(&mut follow, "Follow")
+                .on_hover_text("Refresh the run every second as it is written")
+                .changed()
+            {
+                self.runs.set_follow(follow);
+            }
+        });
+        self.dna.ui(ui, run);
+    }
+
     /// Runs tab: run folders to open and replay (or follow while they are written).
     pub fn runs_tab(&mut self, ui: &mut Ui) {
         if self.replay.is_some() {
@@ -374,6 +408,11 @@ impl WgnasApp {
     fn take_runs_action(&mut self, action: RunsAction) {
         match action {
             RunsAction::Opened(h) | RunsAction::Updated(h) => self.replay = Some(*h),
+            RunsAction::OpenedDna(h) => {
+                self.dna_run = Some(*h);
+                self.tab = Tab::Dna;
+            }
+            RunsAction::UpdatedDna(h) => self.dna_run = Some(*h),
         }
     }
 

@@ -12,6 +12,8 @@
 //! eframe owns the renderer's.
 
 pub mod app;
+/// A DNA run as the app shows it: config, progress log, ratings and result, read from its folder.
+pub mod dna_history;
 /// File exports of a run: genotype JSON, architecture string, `cell.dot`, α CSV, PNG.
 pub mod export;
 /// The runs browser: run folders under a root, opened and followed live.

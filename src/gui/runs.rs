@@ -1,6 +1,7 @@
 //! The runs browser: lists the run folders under a root (the CLI's `runs/` by default),
 //! newest first, opens any run folder into a [`RunHistory`] for the app's views to replay,
-//! and follows a run that is still being written.
+//! and follows a run that is still being written. DNA run folders (they have `dna.toml`)
+//! are listed too; opening one gives a [`DnaHistory`] for the app's DNA view.
 //!
 //! File IO stays cheap per frame: the list is cached and rescanned on "Refresh list" or
 //! every [`RESCAN_SECS`] while shown, and a followed run costs one `metadata` call per
@@ -11,6 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use egui::{Color32, RichText};
 
+use crate::dna::files::{CONFIG_FILE as DNA_CONFIG_FILE, LOG_FILE as DNA_LOG_FILE};
+use crate::gui::dna_history::{DnaHistory, DnaStage};
 use crate::run::config::SearchConfig;
 use crate::run::folder::{GenotypeFile, CONFIG_FILE, GENOTYPE_FILE, METRICS_FILE};
 use crate::run::history::RunHistory;
@@ -23,13 +26,29 @@ pub const RESCAN_SECS: f64 = 5.0;
 /// Seconds between checks of a followed run.
 pub const FOLLOW_SECS: f64 = 1.0;
 
-/// One run folder as the list shows it (read from its `config.toml` and `genotype.json`).
+/// What kind of run a folder holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// A supernet search (`config.toml`).
+    Search,
+    /// A DNA block-wise distillation search (`dna.toml`).
+    Dna,
+}
+
+/// One run folder as the list shows it (read from its `config.toml` and `genotype.json`,
+/// or for a DNA run from `dna.toml`, `log.jsonl` and `result.json`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunSummary {
     /// The run folder.
     pub dir: PathBuf,
     /// The folder's name.
     pub name: String,
+    /// Search or DNA run.
+    pub kind: RunKind,
+    /// A DNA run's stage ("rating block 2", "finished"); `None` for searches.
+    pub stage: Option<String>,
+    /// A DNA run's retrained test accuracy (%), once retrained.
+    pub retrained: Option<f64>,
     /// Search space name.
     pub space: String,
     /// Search strategy name.
@@ -55,6 +74,10 @@ pub enum RunsAction {
     Opened(Box<RunHistory>),
     /// The followed run has new records: replace the shown history with this one.
     Updated(Box<RunHistory>),
+    /// A DNA run folder was opened: show it in the DNA view.
+    OpenedDna(Box<DnaHistory>),
+    /// The followed DNA run changed: replace the shown DNA history with this one.
+    UpdatedDna(Box<DnaHistory>),
 }
 
 /// Modification time of `path`, if it can be read.
@@ -71,6 +94,9 @@ fn read_genotype(path: &Path) -> Result<GenotypeFile> {
 /// The summary of run folder `dir`, or `None` when it is not a run folder (no `config.toml`).
 /// Read-only: unlike `RunFolder::open` it neither cleans temporary files nor creates folders.
 pub fn summarize(dir: &Path) -> Option<RunSummary> {
+    if dir.join(DNA_CONFIG_FILE).is_file() {
+        return Some(summarize_dna(dir));
+    }
     let config = dir.join(CONFIG_FILE);
     if !config.is_file() {
         return None;
@@ -80,6 +106,9 @@ pub fn summarize(dir: &Path) -> Option<RunSummary> {
     let mut s = RunSummary {
         dir: dir.to_path_buf(),
         name,
+        kind: RunKind::Search,
+        stage: None,
+        retrained: None,
         space: String::new(),
         strategy: String::new(),
         epochs_done: 0,
@@ -111,6 +140,38 @@ pub fn summarize(dir: &Path) -> Option<RunSummary> {
     Some(s)
 }
 
+/// The summary of DNA run folder `dir` (it has `dna.toml`): its stage, best architecture and
+/// retrained accuracy. Read-only, like [`summarize`].
+pub fn summarize_dna(dir: &Path) -> RunSummary {
+    let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let modified = mtime(&dir.join(DNA_LOG_FILE)).or_else(|| mtime(dir)).unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut s = RunSummary {
+        dir: dir.to_path_buf(),
+        name,
+        kind: RunKind::Dna,
+        stage: None,
+        retrained: None,
+        space: "mbconv".into(),
+        strategy: "dna".into(),
+        epochs_done: 0,
+        epochs_planned: 0,
+        arch: None,
+        cifar10: None,
+        modified,
+        error: None,
+    };
+    match DnaHistory::open(dir) {
+        Ok(h) => {
+            s.stage = Some(h.stage().describe());
+            s.arch = h.result.as_ref().map(|r| r.best.arch.clone());
+            s.retrained = h.result.as_ref().and_then(|r| r.retrain.as_ref()).map(|r| r.test_acc);
+            s.error = h.problems.first().map(|(f, e)| format!("{f}: {e}"));
+        }
+        Err(e) => s.error = Some(e.to_string()),
+    }
+    s
+}
+
 /// The run folders directly under `root`, newest (most recently written) first.
 /// A missing root is an empty list, not an error: no run was made yet.
 pub fn scan_runs(root: &Path) -> Result<Vec<RunSummary>> {
@@ -135,6 +196,22 @@ pub fn scan_runs(root: &Path) -> Result<Vec<RunSummary>> {
 pub fn may_grow(h: &RunHistory) -> bool {
     let planned = h.config.as_ref().map_or(u64::MAX, |c| c.run.epochs);
     h.end.is_none() && h.failure.is_none() && (h.epochs.len() as u64) < planned
+}
+
+/// The opened folder: a search run or a DNA run.
+#[derive(Debug)]
+enum Opened {
+    /// A search run.
+    Search(Followed),
+    /// A DNA run (it tracks its own file stamps).
+    Dna {
+        /// The history handed to the app (kept to refresh it).
+        history: DnaHistory,
+        /// When it was last checked.
+        checked_at: f64,
+        /// When it last changed.
+        grew_at: f64,
+    },
 }
 
 /// The opened run and what following it needs.
@@ -176,7 +253,7 @@ pub struct RunsBrowser {
     /// Whether an unfinished opened run is refreshed as it grows.
     follow: bool,
     /// The opened run.
-    opened: Option<Followed>,
+    opened: Option<Opened>,
 }
 
 impl Default for RunsBrowser {
@@ -229,9 +306,20 @@ impl RunsBrowser {
         self.scan_error.as_deref()
     }
 
-    /// The opened run's history, as last handed to the app.
+    /// The opened search run's history, as last handed to the app.
     pub fn opened(&self) -> Option<&RunHistory> {
-        self.opened.as_ref().map(|f| &f.history)
+        match &self.opened {
+            Some(Opened::Search(f)) => Some(&f.history),
+            _ => None,
+        }
+    }
+
+    /// The opened DNA run's history, as last handed to the app.
+    pub fn opened_dna(&self) -> Option<&DnaHistory> {
+        match &self.opened {
+            Some(Opened::Dna { history, .. }) => Some(history),
+            _ => None,
+        }
     }
 
     /// Whether following is on.
@@ -246,7 +334,12 @@ impl RunsBrowser {
 
     /// Whether the opened run is being followed now (following on and the run may grow).
     pub fn is_following(&self) -> bool {
-        self.follow && self.opened.as_ref().is_some_and(|f| may_grow(&f.history))
+        self.follow
+            && match &self.opened {
+                Some(Opened::Search(f)) => may_grow(&f.history),
+                Some(Opened::Dna { history, .. }) => history.may_grow(),
+                None => false,
+            }
     }
 
     /// Rescans the root now (`now`: the UI clock, in seconds).
@@ -261,16 +354,31 @@ impl RunsBrowser {
         }
     }
 
-    /// Opens run folder `dir`. On success the app gets [`RunsAction::Opened`]; on failure the
-    /// error is kept (and shown) and nothing is returned.
+    /// Opens run folder `dir`. On success the app gets [`RunsAction::Opened`] (or
+    /// [`RunsAction::OpenedDna`] for a DNA run folder); on failure the error is kept (and
+    /// shown) and nothing is returned.
     pub fn open(&mut self, dir: &Path, now: f64) -> Option<RunsAction> {
         self.path_text = dir.display().to_string();
+        if dir.join(DNA_CONFIG_FILE).is_file() {
+            return match DnaHistory::open(dir) {
+                Ok(history) => {
+                    self.open_error = None;
+                    let action = RunsAction::OpenedDna(Box::new(history.clone()));
+                    self.opened = Some(Opened::Dna { history, checked_at: now, grew_at: now });
+                    Some(action)
+                }
+                Err(e) => {
+                    self.open_error = Some(format!("could not open {}: {e}", dir.display()));
+                    None
+                }
+            };
+        }
         match RunHistory::open(dir) {
             Ok(history) => {
                 self.open_error = None;
                 let stamp = metrics_stamp(Some(dir));
                 let action = RunsAction::Opened(Box::new(history.clone()));
-                self.opened = Some(Followed { history, stamp, checked_at: now, grew_at: now });
+                self.opened = Some(Opened::Search(Followed { history, stamp, checked_at: now, grew_at: now }));
                 Some(action)
             }
             Err(e) => {
@@ -287,7 +395,28 @@ impl RunsBrowser {
         if !self.is_following() {
             return None;
         }
-        let f = self.opened.as_mut()?;
+        let f = match self.opened.as_mut()? {
+            Opened::Search(f) => f,
+            Opened::Dna { history, checked_at, grew_at } => {
+                if now - *checked_at < FOLLOW_SECS {
+                    return None;
+                }
+                *checked_at = now;
+                // `refresh` compares file stamps itself: one `metadata` call per file when idle.
+                return match history.refresh() {
+                    Ok(0) => None,
+                    Ok(_) => {
+                        *grew_at = now;
+                        self.open_error = None;
+                        Some(RunsAction::UpdatedDna(Box::new(history.clone())))
+                    }
+                    Err(e) => {
+                        self.open_error = Some(format!("following stopped reading: {e}"));
+                        None
+                    }
+                };
+            }
+        };
         if now - f.checked_at < FOLLOW_SECS {
             return None;
         }
@@ -376,7 +505,21 @@ impl RunsBrowser {
 
     /// What is open and whether it is followed.
     fn status_ui(&self, ui: &mut egui::Ui, now: f64) {
-        let Some(f) = &self.opened else { return };
+        let f = match &self.opened {
+            Some(Opened::Search(f)) => f,
+            Some(Opened::Dna { history, grew_at, .. }) => {
+                let mut text =
+                    format!("Opened DNA run {} (shown in the DNA tab): {}", history.name(), history.stage().describe());
+                if self.is_following() {
+                    text += &format!(", following (last change {:.0} s ago)", (now - grew_at).max(0.0));
+                } else if history.stage() != DnaStage::Finished {
+                    text += ", unfinished";
+                }
+                ui.label(text);
+                return;
+            }
+            None => return,
+        };
         let h = &f.history;
         let name = h.run_dir.as_deref().and_then(Path::file_name).map(|n| n.to_string_lossy()).unwrap_or_default();
         let planned = h.config.as_ref().map_or(0, |c| c.run.epochs);
@@ -398,22 +541,32 @@ impl RunsBrowser {
         let mut clicked = None;
         egui::ScrollArea::both().show(ui, |ui| {
             egui::Grid::new("runs_list").striped(true).num_columns(5).show(ui, |ui| {
-                for h in ["Run", "Strategy", "Epochs", "Architecture", "CIFAR-10"] {
-                    ui.strong(h);
-                }
+                ui.strong("Run");
+                ui.strong("Strategy");
+                ui.strong("Progress").on_hover_text("Search: epochs done / planned. DNA: the stage it is in");
+                ui.strong("Architecture");
+                ui.strong("Accuracy")
+                    .on_hover_text("Search: NAS-Bench-201 CIFAR-10 test accuracy. DNA: retrained test accuracy");
                 ui.end_row();
                 for r in &self.runs {
                     if ui.link(&r.name).on_hover_text(r.dir.display().to_string()).clicked() {
                         clicked = Some(r.dir.clone());
                     }
                     ui.label(&r.strategy);
-                    ui.label(format!("{}/{}", r.epochs_done, r.epochs_planned));
+                    match &r.stage {
+                        Some(stage) => ui.label(stage),
+                        None => ui.label(format!("{}/{}", r.epochs_done, r.epochs_planned)),
+                    };
                     match (&r.error, &r.arch) {
                         (Some(err), _) => ui.colored_label(Color32::RED, err),
                         (None, Some(arch)) => ui.label(RichText::new(arch).monospace()),
                         (None, None) => ui.weak("-"),
                     };
-                    ui.label(r.cifar10.map_or_else(|| "-".to_string(), |a| format!("{a:.2} %")));
+                    let acc = match r.kind {
+                        RunKind::Search => r.cifar10.map(|a| format!("{a:.2} %")),
+                        RunKind::Dna => r.retrained.map(|a| format!("{a:.2} % retrained")),
+                    };
+                    ui.label(acc.unwrap_or_else(|| "-".to_string()));
                     ui.end_row();
                 }
             });

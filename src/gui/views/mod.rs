@@ -8,6 +8,7 @@
 //! | [`AlphaHeatmap`] | `heatmap.rs` | softmax(α) as edges × ops, replayable per epoch |
 //! | [`CellView`] | `topology.rs` | the cell DAG, an edge's α history, the execution plan |
 //! | [`BenchView`] | `bench.rs` | NAS-Bench-201 accuracies and rank of the derived cells |
+//! | [`DnaView`] | `dna.rs` | a DNA run (from a `DnaHistory`): ratings, fronts, the chosen path |
 //!
 //! Empty or partial histories show a message saying what is missing, never a panic.
 
@@ -16,6 +17,8 @@ use crate::space::nb201::EDGES;
 
 /// Benchmark view: NAS-Bench-201 ground truth of the derived architectures.
 pub mod bench;
+/// DNA view: ratings, score distributions, Pareto fronts and the chosen path of a DNA run.
+pub mod dna;
 /// Architecture-weights view: the softmax(α) heatmap.
 pub mod heatmap;
 /// Live plots: losses, accuracies, entropies, step time.
@@ -24,6 +27,7 @@ pub mod plots;
 pub mod topology;
 
 pub use bench::BenchView;
+pub use dna::DnaView;
 pub use heatmap::AlphaHeatmap;
 pub use plots::LivePlots;
 pub use topology::CellView;
