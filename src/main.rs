@@ -65,6 +65,17 @@ enum Command {
         #[arg(long, value_name = "RUN_DIR")]
         resume: Option<std::path::PathBuf>,
     },
+    /// DNA: distil an mbconv student block by block from an NB201 teacher, rate every path of
+    /// every block, pick the best network under a params/FLOPs budget (exact), and optionally
+    /// retrain it (with no arguments: the defaults of configs/dna.toml on the bundled data).
+    Dna {
+        #[command(flatten)]
+        flags: wgnas::dna::DnaFlags,
+        /// Continue the DNA run in this folder (finished stages are skipped; [search] and
+        /// [retrain] may change, e.g. --max-params to re-pick under another budget).
+        #[arg(long, value_name = "DNA_DIR")]
+        resume: Option<std::path::PathBuf>,
+    },
     /// Export a run's supernet weights and α (newest checkpoint).
     Export {
         /// The run folder.
@@ -191,6 +202,7 @@ fn run(command: Command, choice: &AdapterChoice) -> wgnas::Result<()> {
         Command::Devices { json } => devices(choice, json),
         Command::Search { flags, resume, init_from } => run_search(choice, &flags, resume, init_from),
         Command::Train { flags, resume } => run_train(choice, &flags, resume),
+        Command::Dna { flags, resume } => run_dna(choice, &flags, resume),
         Command::Export { run, format, out } => export(&run, &format, out),
         Command::Topo { space, ops, channels, batch, passes } => topo(&space, &ops, channels, batch, passes),
         Command::Query { arch, nb201, json } => wgnas::cli::query::run(&arch, nb201.as_deref(), json),
@@ -318,6 +330,120 @@ fn run_train(
         ),
     };
     let out = wgnas::train::run_train(cfg, &opts, &mut sink)?;
+    println!("run folder: {}", out.run_dir.display());
+    Ok(())
+}
+
+fn run_dna(
+    choice: &AdapterChoice,
+    flags: &wgnas::dna::DnaFlags,
+    resume: Option<std::path::PathBuf>,
+) -> wgnas::Result<()> {
+    use wgnas::dna::{DnaEvent, DnaOptions, DnaStage};
+    use wgnas::run::progress::format_duration;
+    use wgnas::train::TrainEvent;
+    let mut cfg = flags.resolve(resume.as_deref())?;
+    if let Some(a) = &choice.name {
+        cfg.device.adapter = a.clone();
+    }
+    if let Some(b) = &choice.backend {
+        cfg.device.backend = b.clone();
+    }
+    let opts = DnaOptions { resume, ..Default::default() };
+    let mut epochs = 0u64;
+    let mut sink = |e: &DnaEvent| match e {
+        DnaEvent::Started { run_dir, device, resumed, blocks, paths } => {
+            println!("device: {device}");
+            println!("{} DNA run: {}", if *resumed { "resuming" } else { "new" }, run_dir.display());
+            println!("student: {blocks} blocks with {paths:?} paths");
+        }
+        DnaEvent::Skipped { stage, block, found } => println!(
+            "{}{}: done ({})",
+            stage.name(),
+            block.map(|b| format!(" block {b}")).unwrap_or_default(),
+            found.display()
+        ),
+        DnaEvent::Train { stage, event } => match event {
+            TrainEvent::Started(s) => {
+                epochs = s.epochs;
+                println!(
+                    "{}: training {} {} ({} params, {:.2} MFLOPs) in {}",
+                    stage.name(),
+                    s.space,
+                    s.arch,
+                    s.params,
+                    s.flops as f64 / 1e6,
+                    s.run_dir.display()
+                );
+            }
+            TrainEvent::Epoch(r) => println!(
+                "{} epoch {}/{epochs}: train loss {:.4} acc {:.2}% | test acc {:.2}% | {}",
+                stage.name(),
+                r.epoch + 1,
+                r.train_loss,
+                r.train_acc,
+                r.test_acc,
+                format_duration(r.epoch_seconds)
+            ),
+            TrainEvent::Stopped { global_step } => println!("{} stopped after step {global_step}", stage.name()),
+            _ => {}
+        },
+        DnaEvent::TeacherReady(t) => println!(
+            "teacher: {} — test acc {:.2}%, {} params, {:.2} MFLOPs",
+            t.arch,
+            t.test_acc,
+            t.params,
+            t.flops as f64 / 1e6
+        ),
+        DnaEvent::DistillStep { .. } => {}
+        DnaEvent::DistillEpoch { block, blocks, epoch, epochs, loss, seconds } => println!(
+            "distill block {block}/{blocks} epoch {}/{epochs}: MSE {loss:.5} | {}",
+            epoch + 1,
+            format_duration(*seconds)
+        ),
+        DnaEvent::RatingProgress { block, blocks, done, total, paths_per_second } => {
+            println!("rate block {block}/{blocks}: {done}/{total} paths, {paths_per_second:.1} paths/s")
+        }
+        DnaEvent::Rated { block, best, paths, seconds } => println!(
+            "rated block {block}: {paths} paths in {}; best {} (score {:.4})",
+            format_duration(*seconds),
+            best.path,
+            best.score
+        ),
+        DnaEvent::Searched { choices, fixed, label, path } => {
+            println!("\nsearch ({label}; fixed stem + head: {} params, {:.3} MFLOPs):", fixed.0, fixed.1 as f64 / 1e6);
+            println!("  {:>4}  {:>9}  {:>10}  {:>8}  arch", "rank", "score", "params", "MFLOPs");
+            for (i, c) in choices.iter().enumerate() {
+                println!(
+                    "  {:>4}  {:>9.4}  {:>10}  {:>8.3}  {}",
+                    i + 1,
+                    c.score,
+                    c.params,
+                    c.flops as f64 / 1e6,
+                    c.arch
+                );
+            }
+            println!("result: {}", path.display());
+        }
+        DnaEvent::Stopped { stage } => {
+            println!("stopped in stage {}; continue with --resume", stage.name())
+        }
+        DnaEvent::Finished(r) => {
+            if let Some(t) = &r.retrain {
+                println!("retrained best: test acc {:.2}% ({})", t.test_acc, t.run_dir.display());
+            }
+            if let Some(t) = &r.random {
+                println!("random baseline {}: test acc {:.2}% ({})", t.choice.arch, t.test_acc, t.run_dir.display());
+            }
+        }
+    };
+    let out = wgnas::dna::run_dna(cfg, &opts, &mut sink)?;
+    let stages: Vec<String> = out
+        .stage_seconds
+        .iter()
+        .map(|(s, t): &(DnaStage, f64)| format!("{} {}", s.name(), format_duration(*t)))
+        .collect();
+    println!("time: {}", stages.join(", "));
     println!("run folder: {}", out.run_dir.display());
     Ok(())
 }

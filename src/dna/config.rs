@@ -21,7 +21,8 @@ const WHAT: &str = "dna config";
 /// The best NAS-Bench-201 cell (94.37 % on CIFAR-10), the default teacher.
 pub const DEFAULT_TEACHER_ARCH: &str =
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|";
-/// Student blocks: one per teacher stage (widths C, 2C, 4C).
+/// Most student blocks: one per teacher stage (widths C, 2C, 4C). `student.layers` has 1 to
+/// this many entries; B entries distil the teacher's first B stages.
 pub const STUDENT_BLOCKS: usize = 3;
 /// Allowed layers per student block.
 pub const LAYERS_RANGE: std::ops::RangeInclusive<usize> = 2..=4;
@@ -66,15 +67,20 @@ pub struct TeacherConfig {
     pub epochs: u64,
     /// An existing `wgnas train` run folder to load the teacher from; empty = train one.
     pub run: PathBuf,
+    /// Images per batch when the teacher is trained here.
+    pub batch_size: usize,
+    /// Initial learning rate (SGD, cosine to 0) when the teacher is trained here.
+    pub lr: f64,
 }
 
 /// `[student]`: the mbconv supernet, one block per teacher stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StudentConfig {
-    /// Layers of each block (one entry per teacher stage, each 2..=4).
+    /// Layers of each block: 1 to 3 entries (block k distils teacher stage k), each 2..=4.
     pub layers: Vec<usize>,
-    /// Squeeze-excitation ratio of the mbconv layers (0 = no squeeze-excitation).
+    /// Squeeze-excitation ratio of the mbconv layers, in (0, 1]: an SE of a layer with input
+    /// width c has max(1, round(c·ratio)) units.
     pub se_ratio: f64,
 }
 
@@ -130,6 +136,8 @@ pub struct RetrainConfig {
     pub batch_size: usize,
     /// Learning rate.
     pub lr: f64,
+    /// Also train a random architecture within the same budget (into `random/`), as a baseline.
+    pub random_baseline: bool,
 }
 
 /// `[data]`: the images and the held-out part used for rating.
@@ -158,7 +166,15 @@ pub struct DnaRunConfig {
 
 impl Default for TeacherConfig {
     fn default() -> Self {
-        TeacherConfig { arch: DEFAULT_TEACHER_ARCH.into(), channels: 16, cells: 5, epochs: 10, run: PathBuf::new() }
+        TeacherConfig {
+            arch: DEFAULT_TEACHER_ARCH.into(),
+            channels: 16,
+            cells: 5,
+            epochs: 10,
+            run: PathBuf::new(),
+            batch_size: 64,
+            lr: 0.1,
+        }
     }
 }
 
@@ -195,7 +211,7 @@ impl Default for BudgetConfig {
 
 impl Default for RetrainConfig {
     fn default() -> Self {
-        RetrainConfig { epochs: 0, batch_size: 64, lr: 0.025 }
+        RetrainConfig { epochs: 0, batch_size: 64, lr: 0.025, random_baseline: false }
     }
 }
 
@@ -340,14 +356,17 @@ impl DnaConfig {
         at_least(problems, "teacher.cells", t.cells as u64, 1);
         if t.run.as_os_str().is_empty() {
             at_least(problems, "teacher.epochs (or give teacher.run)", t.epochs, 1);
+            at_least(problems, "teacher.batch_size", t.batch_size as u64, 1);
+            positive(problems, "teacher.lr", t.lr);
         }
     }
 
     fn check_student(&self, problems: &mut Vec<String>) {
         let s = &self.student;
-        if s.layers.len() != STUDENT_BLOCKS {
+        if s.layers.is_empty() || s.layers.len() > STUDENT_BLOCKS {
             problems.push(format!(
-                "student.layers = {:?}: give {STUDENT_BLOCKS} entries, one per teacher stage (e.g. [3, 3, 3])",
+                "student.layers = {:?}: give 1 to {STUDENT_BLOCKS} entries, one per distilled teacher stage (e.g. \
+                 [3, 3, 3])",
                 s.layers
             ));
         }
@@ -360,9 +379,9 @@ impl DnaConfig {
                 ));
             }
         }
-        if !(0.0..=1.0).contains(&s.se_ratio) {
-            problems
-                .push(format!("student.se_ratio = {}: must be between 0 (no squeeze-excitation) and 1", s.se_ratio));
+        // The mbconv layers always have an SE (MbSpace::validate): 0 would be no bottleneck at all.
+        if !(s.se_ratio > 0.0 && s.se_ratio <= 1.0) {
+            problems.push(format!("student.se_ratio = {}: must be in (0, 1]", s.se_ratio));
         }
     }
 
@@ -482,7 +501,7 @@ mod tests {
     fn validate_reports_every_problem_with_the_key() {
         let mut c = DnaConfig::default();
         c.teacher.arch = "|conv~0|".into();
-        c.student.layers = vec![3, 5];
+        c.student.layers = vec![3, 5, 2, 2];
         c.distill.optimizer = "rmsprop".into();
         c.distill.lr = 0.0;
         c.data.limit = 100;
@@ -494,6 +513,20 @@ mod tests {
     }
 
     #[test]
+    fn one_to_three_student_blocks_are_valid() {
+        let mut c = DnaConfig::default();
+        for layers in [vec![2], vec![2, 4], vec![3, 3, 3]] {
+            c.student.layers = layers;
+            c.validate().unwrap();
+        }
+        c.student.layers = vec![];
+        assert!(c.validate().unwrap_err().to_string().contains("1 to 3 entries"));
+        c.student.layers = vec![2];
+        c.student.se_ratio = 0.0;
+        assert!(c.validate().unwrap_err().to_string().contains("student.se_ratio"));
+    }
+
+    #[test]
     fn missing_files_are_reported_apart_from_values() {
         let mut c = DnaConfig::default();
         c.check_paths().unwrap();
@@ -502,5 +535,13 @@ mod tests {
         c.validate().unwrap();
         let e = c.check_paths().unwrap_err().to_string();
         assert!(e.contains("teacher.run") && e.contains("data.dataset"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_configs_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        assert_eq!(DnaConfig::load(&dir.join("dna.toml")).unwrap(), DnaConfig::default());
+        let tiny = DnaConfig::load(&dir.join("dna-tiny.toml")).unwrap();
+        assert_eq!((tiny.teacher.channels, tiny.student.layers.clone()), (4, vec![2, 2]));
     }
 }

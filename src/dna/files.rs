@@ -8,7 +8,9 @@
 //!   student/block{k}.safetensors   the distilled student blocks (k = 1, 2, 3)
 //!   ratings_block{k}.csv     every path of block k: path,score,params,flops
 //!   result.json              the chosen architecture, alternatives, per-block fronts
+//!   result_<label>.json      the same result, named by its budget (e.g. result_params-120000.json)
 //!   retrain/                 the retraining run of the chosen architecture (optional)
+//!   random/                  the training run of a random architecture within the budget (optional)
 //! ```
 //!
 //! Block numbers `k` are 1-based everywhere (file names and records); epochs are 0-based,
@@ -39,6 +41,8 @@ pub const TEACHER_DIR: &str = "teacher";
 pub const STUDENT_DIR: &str = "student";
 /// Folder of the retraining run.
 pub const RETRAIN_DIR: &str = "retrain";
+/// Folder of the random baseline's training run.
+pub const RANDOM_DIR: &str = "random";
 /// Header line of a ratings file.
 pub const RATINGS_HEADER: &str = "path,score,params,flops";
 
@@ -134,6 +138,11 @@ impl DnaFolder {
         self.dir.join(RESULT_FILE)
     }
 
+    /// `result_<label>.json`: the result under a budget's label (see `pipeline::budget_label`).
+    pub fn labeled_result_path(&self, label: &str) -> PathBuf {
+        self.dir.join(format!("result_{label}.json"))
+    }
+
     /// `ratings_block{block}.csv` (`block` is 1-based).
     pub fn ratings_path(&self, block: usize) -> PathBuf {
         self.dir.join(format!("ratings_block{block}.csv"))
@@ -157,6 +166,11 @@ impl DnaFolder {
     /// `retrain/`: the retraining run.
     pub fn retrain_dir(&self) -> PathBuf {
         self.dir.join(RETRAIN_DIR)
+    }
+
+    /// `random/`: the random baseline's training run.
+    pub fn random_dir(&self) -> PathBuf {
+        self.dir.join(RANDOM_DIR)
     }
 
     /// Writes `dna.toml`.
@@ -353,6 +367,20 @@ pub struct DnaResult {
     pub teacher: TeacherInfo,
     /// The retraining, if one was run.
     pub retrain: Option<RetrainInfo>,
+    /// The random baseline within the same budget, if one was trained.
+    #[serde(default)]
+    pub random: Option<RandomInfo>,
+}
+
+/// A random architecture within the budget, trained like the chosen one (a baseline).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RandomInfo {
+    /// The architecture, its rating (Σ of its paths' scores), params and MACs.
+    pub choice: Choice,
+    /// Its run folder.
+    pub run_dir: PathBuf,
+    /// Test accuracy in %.
+    pub test_acc: f64,
 }
 
 impl DnaResult {
@@ -583,6 +611,11 @@ mod tests {
                 run_dir: PathBuf::from("runs/x/teacher"),
             },
             retrain: Some(RetrainInfo { run_dir: PathBuf::from("runs/x/retrain"), test_acc: 90.5 }),
+            random: Some(RandomInfo {
+                choice: choice("a|b|d", 0.9),
+                run_dir: PathBuf::from("runs/x/random"),
+                test_acc: 80.0,
+            }),
         }
     }
 
