@@ -123,6 +123,7 @@ fn write_folder(dir: &Path, stage: usize) -> DnaFolder {
                 run_dir: folder.teacher_dir(),
             },
             retrain: Some(RetrainInfo { run_dir: folder.retrain_dir(), test_acc: 51.25 }),
+            random: None,
         };
         folder.write_result(&result).unwrap();
     }
@@ -278,4 +279,50 @@ fn a_partial_folder_says_what_is_pending_and_is_followed() {
     h.run();
     h.get_by_label_contains("Block 2 has no ratings yet (pending: the run is distilling block 2)");
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
+
+/// Start DNA from the DNA tab with a config file (the tiny config, written to a temp
+/// folder), through the real widgets: the run's folder is shown and followed while it is
+/// written, and the chosen architecture appears when it finishes.
+#[test]
+fn the_dna_tab_starts_a_run_from_a_config_file_and_shows_it() {
+    let dir = tmp("live");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg = DnaConfig::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/dna-tiny.toml")).unwrap();
+    cfg.run.out_dir = dir.join("run");
+    let file = dir.join("my-dna.toml");
+    cfg.save(&file).unwrap();
+
+    let mut h = Harness::builder()
+        .with_size([1400.0, 1100.0])
+        .build_ui_state(|ui, app: &mut WgnasApp| app.ui(ui), WgnasApp::new(AppOptions::default()));
+    h.run();
+    h.get_by_label("DNA").click();
+    h.run();
+    h.get_by_label("No DNA run open: start one above, or open a DNA run folder (one with dna.toml) in the Runs tab.");
+    h.state_mut().dna_config_path = file.display().to_string();
+    h.get_by_label("Start DNA").click();
+    let t0 = std::time::Instant::now();
+    let mut seen_live = false;
+    loop {
+        h.step();
+        let s = h.state().dna_session.as_ref().expect("Start DNA started a run");
+        if !s.is_active() {
+            break;
+        }
+        seen_live |= h.state().dna_run.is_some();
+        assert!(t0.elapsed().as_secs() < 300, "the tiny DNA run did not finish in 5 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    h.run();
+    let s = h.state().dna_session.as_ref().unwrap();
+    assert_eq!(s.ended, Some(Ok(())), "status: {}", s.status);
+    assert!(seen_live, "the run folder was shown while the run was active");
+    let run = h.state().dna_run.as_ref().expect("the run is shown");
+    assert_eq!(run.dir.as_deref(), Some(dir.join("run").as_path()));
+    let best = run.result.as_ref().expect("the result is read").best.arch.clone();
+    assert_eq!(best.split('|').count(), 2, "two blocks: {best}");
+    assert!(h.query_all_by_label(&best).count() >= 1, "the chosen architecture {best} is shown");
+    h.get_by_label("DNA: finished");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use egui::{RichText, Ui};
 
 use super::dna_history::DnaHistory;
+use super::dna_session::DnaSession;
 use super::export;
 use super::runs::{RunsAction, RunsBrowser};
 use super::session::{self, Session, SessionState};
@@ -121,8 +122,16 @@ pub struct WgnasApp {
     pub bench: BenchView,
     /// The DNA view.
     pub dna: DnaView,
-    /// The DNA run opened from the Runs tab, if any.
+    /// The DNA run opened from the Runs tab, or the one started here, if any.
     pub dna_run: Option<DnaHistory>,
+    /// The DNA run started from the DNA tab, while it runs (and after, until the next start).
+    pub dna_session: Option<DnaSession>,
+    /// The DNA config file the DNA tab starts (empty = the defaults, on the bundled data).
+    pub dna_config_path: String,
+    /// Why the last DNA start failed, if it did.
+    pub dna_error: Option<String>,
+    /// When the started DNA run's folder was last re-read.
+    dna_refreshed: Option<Instant>,
     /// The runs browser.
     pub runs: RunsBrowser,
     /// The outcome of the last export (a path written, or an error).
@@ -152,6 +161,10 @@ impl WgnasApp {
             bench: BenchView::default(),
             dna: DnaView::default(),
             dna_run: None,
+            dna_session: None,
+            dna_config_path: String::new(),
+            dna_error: None,
+            dna_refreshed: None,
             runs: RunsBrowser::default(),
             export_status: None,
             png_result: Default::default(),
@@ -205,7 +218,9 @@ impl WgnasApp {
         egui::Panel::top("run_control").show(ui, |ui| self.run_control(ui));
         egui::Panel::left("setup").default_size(320.0).resizable(true).show(ui, |ui| self.setup.ui(ui));
         egui::CentralPanel::default_margins().show(ui, |ui| self.central(ui));
-        if self.run_active() || self.setup.waiting_for_dialog() {
+        self.poll_dna();
+        let dna_active = self.dna_session.as_ref().is_some_and(DnaSession::is_active);
+        if self.run_active() || dna_active || self.setup.waiting_for_dialog() {
             ui.ctx().request_repaint_after(LIVE_REPAINT);
         }
         self.frames.record(t0.elapsed().as_secs_f64() * 1e3);
@@ -367,10 +382,13 @@ impl WgnasApp {
         self.bench.ui(ui, h);
     }
 
-    /// DNA tab: the DNA run opened from the Runs tab (followed while it is written).
+    /// DNA tab: start a DNA run (or continue the shown one), and the DNA run shown: the one
+    /// started here or opened from the Runs tab (followed while it is written).
     pub fn dna_tab(&mut self, ui: &mut Ui) {
+        self.dna_control(ui);
+        ui.separator();
         let Some(run) = &self.dna_run else {
-            ui.label("No DNA run open: open a DNA run folder (one with dna.toml) in the Runs tab.");
+            ui.label("No DNA run open: start one above, or open a DNA run folder (one with dna.toml) in the Runs tab.");
             return;
         };
         ui.horizontal(|ui| {
@@ -387,6 +405,99 @@ impl WgnasApp {
             }
         });
         self.dna.ui(ui, run);
+    }
+
+    /// The DNA run control: config file, Start / Continue / Stop, and the run's progress.
+    fn dna_control(&mut self, ui: &mut Ui) {
+        let active = self.dna_session.as_ref().is_some_and(DnaSession::is_active);
+        ui.horizontal(|ui| {
+            ui.label("DNA config:");
+            ui.add_enabled(
+                !active,
+                egui::TextEdit::singleline(&mut self.dna_config_path)
+                    .hint_text("empty = defaults on the bundled data (configs/dna.toml)")
+                    .desired_width(320.0),
+            );
+            if ui.add_enabled(!active, egui::Button::new("Start DNA")).clicked() {
+                self.start_dna(None, Some(ui.ctx().clone()));
+            }
+            let shown_dir = self.dna_run.as_ref().and_then(|r| r.dir.clone());
+            let can_continue = !active && shown_dir.is_some();
+            let cont = ui
+                .add_enabled(can_continue, egui::Button::new("Continue shown run"))
+                .on_hover_text("Resume the shown DNA run folder: finished stages are skipped");
+            if cont.clicked() {
+                self.start_dna(shown_dir, Some(ui.ctx().clone()));
+            }
+            let stopping = self.dna_session.as_ref().is_some_and(DnaSession::stopping);
+            if ui.add_enabled(active && !stopping, egui::Button::new("Stop DNA")).clicked() {
+                if let Some(s) = &self.dna_session {
+                    s.stop();
+                }
+            }
+        });
+        if let Some(e) = &self.dna_error {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        if let Some(s) = &self.dna_session {
+            ui.horizontal(|ui| {
+                match &s.ended {
+                    Some(Err(e)) => ui.colored_label(ui.visuals().error_fg_color, format!("DNA failed: {e}")),
+                    _ => ui.label(format!("DNA: {}", s.status)),
+                };
+                if let (Some(f), true) = (s.fraction, s.is_active()) {
+                    ui.add(egui::ProgressBar::new(f).desired_width(200.0).show_percentage());
+                }
+            });
+        }
+    }
+
+    /// Starts a DNA run from the config file (or the defaults), or continues `resume`.
+    pub fn start_dna(&mut self, resume: Option<std::path::PathBuf>, repaint: Option<egui::Context>) {
+        if self.dna_session.as_ref().is_some_and(DnaSession::is_active) {
+            return;
+        }
+        let path = self.dna_config_path.trim();
+        let cfg = if let Some(dir) = &resume {
+            // A resumed run must agree with its own dna.toml (the pipeline checks it).
+            crate::dna::DnaConfig::load(&dir.join("dna.toml"))
+        } else if path.is_empty() {
+            Ok(crate::dna::DnaConfig::default())
+        } else {
+            crate::dna::DnaConfig::load(std::path::Path::new(path))
+        };
+        let started = cfg.and_then(|c| DnaSession::start(c, resume, repaint));
+        match started {
+            Ok(s) => {
+                self.dna_session = Some(s);
+                self.dna_error = None;
+            }
+            Err(e) => self.dna_error = Some(e.to_string()),
+        }
+    }
+
+    /// Drains the DNA worker's events; once its folder exists, shows it and re-reads it at most
+    /// once a second while the run is active (and once more when it ends).
+    fn poll_dna(&mut self) {
+        let Some(s) = &mut self.dna_session else { return };
+        let was_active = s.is_active();
+        s.poll();
+        let Some(dir) = s.run_dir.clone() else { return };
+        let ended_now = was_active && !s.is_active();
+        let shown = self.dna_run.as_ref().and_then(|r| r.dir.as_deref()) == Some(dir.as_path());
+        let due = self.dna_refreshed.is_none_or(|t| t.elapsed().as_secs_f64() >= 1.0);
+        if !shown {
+            if let Ok(h) = DnaHistory::open(&dir) {
+                self.dna_run = Some(h);
+                self.dna_refreshed = Some(Instant::now());
+            }
+        } else if (s.is_active() && due) || ended_now {
+            if let Some(h) = &mut self.dna_run {
+                // A file caught half-written is listed in the view's problems and re-read next time.
+                let _ = h.refresh();
+            }
+            self.dna_refreshed = Some(Instant::now());
+        }
     }
 
     /// Runs tab: run folders to open and replay (or follow while they are written).

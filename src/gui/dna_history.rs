@@ -10,11 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use serde::Deserialize;
-
 use crate::dna::config::DnaConfig;
 use crate::dna::files::{
-    candidates, DnaLog, DnaRecord, DnaResult, Rating, RetrainInfo, CONFIG_FILE, LOG_FILE, RESULT_FILE, STUDENT_DIR,
+    candidates, DnaLog, DnaRecord, DnaResult, Rating, CONFIG_FILE, LOG_FILE, RESULT_FILE, STUDENT_DIR,
 };
 use crate::dna::knapsack::{pareto_front, Budget};
 use crate::space::mbconv::candidates as layer_candidates;
@@ -75,14 +73,6 @@ impl DnaStage {
     }
 }
 
-/// The optional `random` entry of `result.json` (the random-architecture baseline, written
-/// by pipelines that run one); read on its own so that a result without it still loads.
-#[derive(Deserialize)]
-struct RandomEntry {
-    #[serde(default)]
-    random: Option<RetrainInfo>,
-}
-
 /// Everything known about one DNA run so far (see the module docs).
 #[derive(Debug, Clone, Default)]
 pub struct DnaHistory {
@@ -98,8 +88,6 @@ pub struct DnaHistory {
     pub distilled: Vec<bool>,
     /// The result, once searched.
     pub result: Option<DnaResult>,
-    /// The random-architecture baseline's retraining, when the run made one.
-    pub random: Option<RetrainInfo>,
     /// Files that exist but could not be read: (file name, error).
     pub problems: Vec<(String, String)>,
     /// Bumped on every change, so views can cache what they derive from the history.
@@ -226,23 +214,17 @@ impl DnaHistory {
         }
         self.result_stamp = now;
         if now.is_none() {
-            (self.result, self.random) = (None, None);
+            self.result = None;
             self.set_problem(RESULT_FILE, None);
             return true;
         }
-        let random = || -> Result<Option<RetrainInfo>> {
-            let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-            let entry: RandomEntry = serde_json::from_str(&text)
-                .map_err(|e| Error::Format { path: path.clone(), message: e.to_string() })?;
-            Ok(entry.random)
-        };
-        match DnaResult::load(&path).and_then(|r| Ok((r, random()?))) {
-            Ok((r, rand)) => {
-                (self.result, self.random) = (Some(r), rand);
+        match DnaResult::load(&path) {
+            Ok(r) => {
+                self.result = Some(r);
                 self.set_problem(RESULT_FILE, None);
             }
             Err(e) => {
-                (self.result, self.random) = (None, None);
+                self.result = None;
                 self.set_problem(RESULT_FILE, Some(e.to_string()));
             }
         }

@@ -14,6 +14,8 @@
 pub mod app;
 /// A DNA run as the app shows it: config, progress log, ratings and result, read from its folder.
 pub mod dna_history;
+/// A DNA run on a worker thread: its events as a status line, its folder followed.
+pub mod dna_session;
 /// File exports of a run: genotype JSON, architecture string, `cell.dot`, α CSV, PNG.
 pub mod export;
 /// The runs browser: run folders under a root, opened and followed live.

@@ -202,11 +202,11 @@ pub fn may_grow(h: &RunHistory) -> bool {
 #[derive(Debug)]
 enum Opened {
     /// A search run.
-    Search(Followed),
+    Search(Box<Followed>),
     /// A DNA run (it tracks its own file stamps).
     Dna {
         /// The history handed to the app (kept to refresh it).
-        history: DnaHistory,
+        history: Box<DnaHistory>,
         /// When it was last checked.
         checked_at: f64,
         /// When it last changed.
@@ -363,7 +363,8 @@ impl RunsBrowser {
             return match DnaHistory::open(dir) {
                 Ok(history) => {
                     self.open_error = None;
-                    let action = RunsAction::OpenedDna(Box::new(history.clone()));
+                    let history = Box::new(history);
+                    let action = RunsAction::OpenedDna(history.clone());
                     self.opened = Some(Opened::Dna { history, checked_at: now, grew_at: now });
                     Some(action)
                 }
@@ -378,7 +379,7 @@ impl RunsBrowser {
                 self.open_error = None;
                 let stamp = metrics_stamp(Some(dir));
                 let action = RunsAction::Opened(Box::new(history.clone()));
-                self.opened = Some(Opened::Search(Followed { history, stamp, checked_at: now, grew_at: now }));
+                self.opened = Some(Opened::Search(Box::new(Followed { history, stamp, checked_at: now, grew_at: now })));
                 Some(action)
             }
             Err(e) => {
@@ -408,7 +409,7 @@ impl RunsBrowser {
                     Ok(_) => {
                         *grew_at = now;
                         self.open_error = None;
-                        Some(RunsAction::UpdatedDna(Box::new(history.clone())))
+                        Some(RunsAction::UpdatedDna(history.clone()))
                     }
                     Err(e) => {
                         self.open_error = Some(format!("following stopped reading: {e}"));

@@ -458,9 +458,10 @@ fn header(ui: &mut Ui, run: &DnaHistory) {
             Some(r) => ui.label(format!("retrained: {:.2} % test acc", r.test_acc)),
             None => ui.label(RichText::new("not retrained").weak()),
         };
-        if let Some(r) = &run.random {
+        if let Some(r) = &result.random {
             ui.separator();
-            ui.label(format!("random baseline: {:.2} % test acc", r.test_acc));
+            ui.label(format!("random baseline {}: {:.2} % test acc", r.choice.arch, r.test_acc))
+                .on_hover_text(format!("Σ score {:.4}, {} params", r.choice.score, format_count(r.choice.params)));
         }
     });
     if result.alternatives.is_empty() {
