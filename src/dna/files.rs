@@ -111,6 +111,12 @@ impl DnaFolder {
         Self::with_subdirs(dir.to_path_buf())
     }
 
+    /// The folder's file names at `dir`, without touching it (for readers such as the app,
+    /// which may look at a run another process is writing).
+    pub fn at(dir: &Path) -> Self {
+        DnaFolder { dir: dir.to_path_buf() }
+    }
+
     fn with_subdirs(dir: PathBuf) -> Result<Self> {
         // teacher/ and retrain/ are run folders their trainers create; student/ is ours.
         let student = dir.join(STUDENT_DIR);

@@ -12,21 +12,20 @@ use std::time::SystemTime;
 
 use crate::dna::config::DnaConfig;
 use crate::dna::files::{
-    candidates, DnaLog, DnaRecord, DnaResult, Rating, CONFIG_FILE, LOG_FILE, RESULT_FILE, STUDENT_DIR,
+    candidates, DnaFolder, DnaLog, DnaRecord, DnaResult, Rating, CONFIG_FILE, LOG_FILE, RESULT_FILE,
 };
 use crate::dna::knapsack::{pareto_front, Budget};
 use crate::space::mbconv::candidates as layer_candidates;
 use crate::{Error, Result};
 
-/// `ratings_block{k}.csv` in `dir` (`k` 1-based), as `DnaFolder::ratings_path` names it
-/// (that needs an opened folder, and opening one writes to it).
+/// `ratings_block{k}.csv` in `dir` (`k` 1-based).
 fn ratings_path(dir: &Path, block: usize) -> PathBuf {
-    dir.join(format!("ratings_block{block}.csv"))
+    DnaFolder::at(dir).ratings_path(block)
 }
 
-/// `student/block{k}.safetensors` in `dir`, as `DnaFolder::student_block_path` names it.
+/// `student/block{k}.safetensors` in `dir`.
 fn student_path(dir: &Path, block: usize) -> PathBuf {
-    dir.join(STUDENT_DIR).join(format!("block{block}.safetensors"))
+    DnaFolder::at(dir).student_block_path(block)
 }
 
 /// (length, modification time) of a file, `None` when it does not exist (yet).
@@ -187,7 +186,7 @@ impl DnaHistory {
             return false;
         }
         self.ratings_stamps[b] = now;
-        let name = format!("ratings_block{}.csv", b + 1);
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if now.is_none() {
             self.ratings[b] = None;
             self.set_problem(&name, None);

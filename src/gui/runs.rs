@@ -379,7 +379,8 @@ impl RunsBrowser {
                 self.open_error = None;
                 let stamp = metrics_stamp(Some(dir));
                 let action = RunsAction::Opened(Box::new(history.clone()));
-                self.opened = Some(Opened::Search(Box::new(Followed { history, stamp, checked_at: now, grew_at: now })));
+                self.opened =
+                    Some(Opened::Search(Box::new(Followed { history, stamp, checked_at: now, grew_at: now })));
                 Some(action)
             }
             Err(e) => {
