@@ -395,7 +395,11 @@ fn run_dna(
             t.params,
             t.flops as f64 / 1e6
         ),
-        DnaEvent::DistillStep { .. } => {}
+        DnaEvent::DistillStep { block, blocks, epoch, step, steps, loss, lr } => println!(
+            "  distill block {block}/{blocks} epoch {} step {:>5}/{steps}  MSE {loss:.5}  lr {lr:.5}",
+            epoch + 1,
+            step + 1
+        ),
         DnaEvent::DistillEpoch { block, blocks, epoch, epochs, loss, seconds } => println!(
             "distill block {block}/{blocks} epoch {}/{epochs}: MSE {loss:.5} | {}",
             epoch + 1,
