@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::knapsack::Budget;
-use crate::run::config::{find_slot, parse_like, DeviceConfig, BUNDLED};
+use crate::run::config::{
+    config_toml, parse_config, read_config_text, split_override, with_override, DeviceConfig, BUNDLED,
+};
 use crate::space::nb201::Nb201Arch;
 use crate::{Error, Result};
 
@@ -240,8 +242,7 @@ impl BudgetConfig {
 impl DnaConfig {
     /// Reads and validates the TOML file at `path`.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-        let cfg = Self::from_toml_str(&text, path)?;
+        let cfg = Self::from_toml_str(&read_config_text(path)?, path)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -249,13 +250,12 @@ impl DnaConfig {
     /// Parses TOML `text` (missing keys take their defaults); `source` names it in errors.
     /// Does not validate the values.
     pub fn from_toml_str(text: &str, source: &Path) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::Format { path: source.to_path_buf(), message: e.to_string() })
+        parse_config(text, source)
     }
 
     /// The config as TOML, every key present.
     pub fn to_toml_string(&self) -> Result<String> {
-        let body = toml::to_string(self).map_err(|e| Error::invalid(WHAT, format!("cannot write as TOML: {e}")))?;
-        Ok(format!("# wgnas dna config (resolved: every key, defaults filled in)\n\n{body}"))
+        config_toml(self, "dna", WHAT)
     }
 
     /// Writes the TOML form to `path` atomically.
@@ -270,8 +270,7 @@ impl DnaConfig {
 
     /// The device section as the engine's adapter choice.
     pub fn adapter_choice(&self) -> crate::gpu::AdapterChoice {
-        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        crate::gpu::AdapterChoice { name: opt(&self.device.adapter), backend: opt(&self.device.backend) }
+        self.device.adapter_choice()
     }
 
     /// Applies one `section.key=value` override, e.g. `search.max_params=500000`,
@@ -279,25 +278,8 @@ impl DnaConfig {
     /// as TOML where that fits the key's type; strings may be bare. Unknown keys and wrong
     /// types are errors that list what is valid. Values are checked by [`DnaConfig::validate`].
     pub fn apply_override(&mut self, spec: &str) -> Result<()> {
-        let Some((key, raw)) = spec.split_once('=') else {
-            let msg = format!("override '{spec}': expected KEY=VALUE, e.g. search.max_params=500000");
-            return Err(Error::invalid(WHAT, msg));
-        };
-        let (key, raw) = (key.trim(), raw.trim());
-        let mut root = toml::Table::try_from(&*self).map_err(|e| Error::invalid(WHAT, e.to_string()))?;
-        let slot = find_slot(&mut root, key)?;
-        // A bare list of numbers (`2,4,3`) is a TOML array once bracketed.
-        let bracketed;
-        let raw_value = if matches!(slot, toml::Value::Array(_)) && !raw.starts_with('[') {
-            bracketed = format!("[{raw}]");
-            bracketed.as_str()
-        } else {
-            raw
-        };
-        *slot = parse_like(slot, raw_value).map_err(|m| Error::invalid(WHAT, format!("override {key}={raw}: {m}")))?;
-        *self = root
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::invalid(WHAT, format!("override {key}={raw}: {}", e.message())))?;
+        let (key, raw) = split_override(spec, "search.max_params=500000", WHAT)?;
+        *self = with_override(self, key, raw, WHAT)?;
         Ok(())
     }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::config::DnaConfig;
 use super::files::DnaFolder;
+use crate::run::config::read_config_text;
 use crate::{Error, Result};
 
 /// Flags of `wgnas dna`.
@@ -52,10 +53,7 @@ impl DnaFlags {
                 ))
             }
             (Some(dir), None) => DnaFolder::open(dir)?.read_config()?,
-            (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.clone(), source })?;
-                DnaConfig::from_toml_str(&text, path)?
-            }
+            (None, Some(path)) => DnaConfig::from_toml_str(&read_config_text(path)?, path)?,
             (None, None) => DnaConfig::default(),
         };
         self.apply(&mut cfg)?;

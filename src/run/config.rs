@@ -399,8 +399,7 @@ impl SearchConfig {
     /// Reads, resolves and validates the TOML file at `path` (paths it names are not checked:
     /// see [`SearchConfig::check_paths`]).
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-        let cfg = Self::from_toml_str(&text, path)?;
+        let cfg = Self::from_toml_str(&read_config_text(path)?, path)?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -408,16 +407,14 @@ impl SearchConfig {
     /// Parses TOML `text` and resolves (and checks) the strategy's hyper-parameters;
     /// `source` names the text in errors. Does not validate the other sections' values.
     pub fn from_toml_str(text: &str, source: &Path) -> Result<Self> {
-        let mut cfg: SearchConfig =
-            toml::from_str(text).map_err(|e| Error::Format { path: source.to_path_buf(), message: e.to_string() })?;
+        let mut cfg: SearchConfig = parse_config(text, source)?;
         cfg.strategy.resolve().map_err(|e| Error::Format { path: source.to_path_buf(), message: e.to_string() })?;
         Ok(cfg)
     }
 
     /// The config as TOML, every key present.
     pub fn to_toml_string(&self) -> Result<String> {
-        let body = toml::to_string(self).map_err(|e| Error::invalid(WHAT, format!("cannot write as TOML: {e}")))?;
-        Ok(format!("# wgnas search config (resolved: every key, defaults filled in)\n\n{body}"))
+        config_toml(self, "search", WHAT)
     }
 
     /// Writes the TOML form to `path` atomically.
@@ -525,8 +522,7 @@ impl SearchConfig {
 
     /// The device section as the engine's adapter choice.
     pub fn adapter_choice(&self) -> crate::gpu::AdapterChoice {
-        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        crate::gpu::AdapterChoice { name: opt(&self.device.adapter), backend: opt(&self.device.backend) }
+        self.device.adapter_choice()
     }
 }
 
@@ -606,6 +602,12 @@ impl RunConfig {
 }
 
 impl DeviceConfig {
+    /// The section as the engine's adapter choice (empty strings: no preference).
+    pub fn adapter_choice(&self) -> crate::gpu::AdapterChoice {
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        crate::gpu::AdapterChoice { name: opt(&self.adapter), backend: opt(&self.backend) }
+    }
+
     fn check(&self, problems: &mut Vec<String>) {
         if !self.backend.is_empty() {
             if let Err(e) = crate::gpu::adapter::parse_backend(&self.backend) {
@@ -623,10 +625,7 @@ impl SearchConfig {
     /// The value is read as TOML where that fits the key's type; strings may be bare.
     /// Unknown keys and wrong types are errors that list what is valid.
     pub fn apply_override(&mut self, spec: &str) -> Result<()> {
-        let Some((key, raw)) = spec.split_once('=') else {
-            return Err(Error::invalid(WHAT, format!("override '{spec}': expected KEY=VALUE, e.g. run.epochs=10")));
-        };
-        let (key, raw) = (key.trim(), raw.trim());
+        let (key, raw) = split_override(spec, "run.epochs=10", WHAT)?;
         if key == "strategy.name" {
             return self.strategy.set_name(unquote(raw));
         }
@@ -635,12 +634,7 @@ impl SearchConfig {
                 return Err(Error::invalid(WHAT, key_problem(&self.strategy.name, param)));
             }
         }
-        let mut root = toml::Table::try_from(&*self).map_err(|e| Error::invalid(WHAT, e.to_string()))?;
-        let slot = find_slot(&mut root, key)?;
-        *slot = parse_like(slot, raw).map_err(|msg| Error::invalid(WHAT, format!("override {key}={raw}: {msg}")))?;
-        let mut cfg: SearchConfig = root
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::invalid(WHAT, format!("override {key}={raw}: {}", e.message())))?;
+        let mut cfg = with_override(self, key, raw, WHAT)?;
         cfg.strategy.resolve()?;
         *self = cfg;
         Ok(())
@@ -713,6 +707,44 @@ impl SearchConfig {
     }
 }
 
+/// The text of a config file; the error names the file.
+pub(crate) fn read_config_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+}
+
+/// A config parsed from TOML `text` (missing keys take their defaults, unknown keys are
+/// errors); `source` names the text in errors. The values are not validated.
+pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(text: &str, source: &Path) -> Result<T> {
+    toml::from_str(text).map_err(|e| Error::Format { path: source.to_path_buf(), message: e.to_string() })
+}
+
+/// `cfg` as TOML with every key present, under a comment saying which `kind` of config it is.
+pub(crate) fn config_toml<T: Serialize>(cfg: &T, kind: &str, what: &'static str) -> Result<String> {
+    let body = toml::to_string(cfg).map_err(|e| Error::invalid(what, format!("cannot write as TOML: {e}")))?;
+    Ok(format!("# wgnas {kind} config (resolved: every key, defaults filled in)\n\n{body}"))
+}
+
+/// A `--set` spec split into its trimmed key and value; `example` shows the form in the error.
+pub(crate) fn split_override<'a>(spec: &'a str, example: &str, what: &'static str) -> Result<(&'a str, &'a str)> {
+    let Some((key, raw)) = spec.split_once('=') else {
+        return Err(Error::invalid(what, format!("override '{spec}': expected KEY=VALUE, e.g. {example}")));
+    };
+    Ok((key.trim(), raw.trim()))
+}
+
+/// `cfg` with the dotted `key` set to `raw`, read like the key's current value (the shared
+/// core of every config's `apply_override`): unknown keys list the valid ones, wrong types
+/// say what is expected.
+pub(crate) fn with_override<T>(cfg: &T, key: &str, raw: &str, what: &'static str) -> Result<T>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+{
+    let mut root = toml::Table::try_from(cfg).map_err(|e| Error::invalid(what, e.to_string()))?;
+    let slot = find_slot(&mut root, key)?;
+    *slot = parse_like(slot, raw).map_err(|msg| Error::invalid(what, format!("override {key}={raw}: {msg}")))?;
+    root.try_into().map_err(|e: toml::de::Error| Error::invalid(what, format!("override {key}={raw}: {}", e.message())))
+}
+
 /// The value at dotted `key` in `root`; unknown keys list the valid ones at their level.
 pub(crate) fn find_slot<'a>(root: &'a mut toml::Table, key: &str) -> Result<&'a mut toml::Value> {
     let parts: Vec<&str> = key.split('.').collect();
@@ -753,7 +785,11 @@ pub(crate) fn parse_like(old: &toml::Value, raw: &str) -> std::result::Result<to
         (V::Integer(_), Some(V::Integer(i))) => Ok(V::Integer(i)),
         (V::Boolean(_), Some(V::Boolean(b))) => Ok(V::Boolean(b)),
         (V::Array(_), Some(V::Array(a))) => Ok(V::Array(a)),
-        (V::Array(_), _) => Ok(V::Array(raw.split(',').map(|s| V::String(unquote(s.trim()).into())).collect())),
+        // A bare list (`2,4,3`) is a TOML array once bracketed; bare words stay strings.
+        (V::Array(_), _) => Ok(match parse_toml_value(&format!("[{raw}]")) {
+            Some(V::Array(a)) => V::Array(a),
+            _ => V::Array(raw.split(',').map(|s| V::String(unquote(s.trim()).into())).collect()),
+        }),
         (old, _) => Err(format!("expected {}", type_name(old))),
     }
 }
@@ -841,10 +877,7 @@ impl ConfigFlags {
     /// Loads the file (or the defaults), applies the flags, and validates.
     pub fn resolve(&self) -> Result<SearchConfig> {
         let mut cfg = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.clone(), source })?;
-                SearchConfig::from_toml_str(&text, path)?
-            }
+            Some(path) => SearchConfig::from_toml_str(&read_config_text(path)?, path)?,
             None => SearchConfig::default(),
         };
         self.apply(&mut cfg)?;

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::run::config::{find_slot, parse_like, DeviceConfig, BUNDLED};
+use crate::run::config::{
+    config_toml, parse_config, read_config_text, split_override, with_override, DeviceConfig, BUNDLED,
+};
 use crate::{Error, Result};
 
 /// Component name of config errors.
@@ -173,21 +175,19 @@ fn at_least(problems: &mut Vec<String>, key: &str, v: u64, min: u64) {
 impl TrainConfig {
     /// Reads and validates the TOML file at `path`.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-        let cfg = Self::from_toml_str(&text, path)?;
+        let cfg = Self::from_toml_str(&read_config_text(path)?, path)?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// Parses TOML `text` (not validated); `source` names the text in errors.
     pub fn from_toml_str(text: &str, source: &Path) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::Format { path: source.to_path_buf(), message: e.to_string() })
+        parse_config(text, source)
     }
 
     /// The config as TOML, every key present.
     pub fn to_toml_string(&self) -> Result<String> {
-        let body = toml::to_string(self).map_err(|e| Error::invalid(WHAT, format!("cannot write as TOML: {e}")))?;
-        Ok(format!("# wgnas train config (resolved: every key, defaults filled in)\n\n{body}"))
+        config_toml(self, "train", WHAT)
     }
 
     /// Writes the config to `path` atomically.
@@ -259,24 +259,15 @@ impl TrainConfig {
 
     /// The adapter choice of `[device]`.
     pub fn adapter_choice(&self) -> crate::gpu::AdapterChoice {
-        let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        crate::gpu::AdapterChoice { name: opt(&self.device.adapter), backend: opt(&self.device.backend) }
+        self.device.adapter_choice()
     }
 
     /// Applies one `key.path=value` override, e.g. `optim.lr=0.05`, `net.arch=|...|` or
     /// `data.augment=false`. The value is read as TOML where that fits the key's type;
     /// strings may be bare. Unknown keys and wrong types are errors that list what is valid.
     pub fn apply_override(&mut self, spec: &str) -> Result<()> {
-        let Some((key, raw)) = spec.split_once('=') else {
-            return Err(Error::invalid(WHAT, format!("override '{spec}': expected KEY=VALUE, e.g. optim.epochs=10")));
-        };
-        let (key, raw) = (key.trim(), raw.trim());
-        let mut root = toml::Table::try_from(&*self).map_err(|e| Error::invalid(WHAT, e.to_string()))?;
-        let slot = find_slot(&mut root, key)?;
-        *slot = parse_like(slot, raw).map_err(|msg| Error::invalid(WHAT, format!("override {key}={raw}: {msg}")))?;
-        *self = root
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::invalid(WHAT, format!("override {key}={raw}: {}", e.message())))?;
+        let (key, raw) = split_override(spec, "optim.epochs=10", WHAT)?;
+        *self = with_override(self, key, raw, WHAT)?;
         Ok(())
     }
 
@@ -332,10 +323,7 @@ impl TrainFlags {
     /// Loads the file (or the defaults), applies the flags, and validates.
     pub fn resolve(&self) -> Result<TrainConfig> {
         let mut cfg = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.clone(), source })?;
-                TrainConfig::from_toml_str(&text, path)?
-            }
+            Some(path) => TrainConfig::from_toml_str(&read_config_text(path)?, path)?,
             None => TrainConfig::default(),
         };
         self.apply(&mut cfg)?;

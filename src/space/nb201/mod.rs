@@ -9,6 +9,7 @@ pub use genotype::{Nb201Arch, Nb201Op, ALPHA_LEN, EDGES, NUM_EDGES, NUM_NODES, N
 
 /// The training network of one architecture (xautodl `TinyNetwork`) as a [`crate::train::FixedNet`].
 pub mod net;
+mod skeleton;
 /// The search network (xautodl `TinyNetworkDarts`) as a [`crate::search::SearchModel`].
 pub mod supernet;
 /// PyTorch state-dict names of the supernet's tensors.

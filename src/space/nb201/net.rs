@@ -25,8 +25,9 @@
 //! running_mean, running_var}` (docs/train.md lists them all).
 
 use super::genotype::{Nb201Arch, Nb201Op, EDGES, NUM_NODES};
+use super::skeleton::{conv_spec, kernel, vector, Block, Bn, SpecList};
 use super::supernet::Nb201Config;
-use super::torch_names::{self as names, Branch, Init, TensorSpec};
+use super::torch_names::{self as names, Init, TensorSpec};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::init;
@@ -78,24 +79,6 @@ impl Nb201NetConfig {
     }
 }
 
-/// Weight indices of an affine BN, and the index of its running-statistics pair.
-#[derive(Debug, Clone, Copy)]
-struct Bn {
-    gamma: usize,
-    beta: usize,
-    stats: usize,
-}
-
-/// Weight indices of a reduction block.
-#[derive(Debug, Clone, Copy)]
-struct Block {
-    conv_a: usize,
-    bn_a: Bn,
-    conv_b: usize,
-    bn_b: Bn,
-    shortcut: usize,
-}
-
 /// The weights of one conv edge: ReLU → Conv(k) → BN.
 #[derive(Debug, Clone, Copy)]
 struct ConvEdge {
@@ -128,28 +111,6 @@ struct Layout {
     macs: u64,
 }
 
-/// The kernel size of a conv op.
-fn kernel(op: Nb201Op) -> Option<usize> {
-    match op {
-        Nb201Op::NorConv1x1 => Some(1),
-        Nb201Op::NorConv3x3 => Some(3),
-        _ => None,
-    }
-}
-
-/// Conv weight `[c_out, c_in, k, k]` with PyTorch's default init.
-fn conv_spec(prefix: &str, c_out: usize, c_in: usize, k: usize) -> TensorSpec {
-    TensorSpec {
-        name: names::field(prefix, "weight"),
-        shape: vec![c_out, c_in, k, k],
-        init: Init::Uniform { fan_in: c_in * k * k },
-    }
-}
-
-fn vector(name: String, c: usize, init: Init) -> TensorSpec {
-    TensorSpec { name, shape: vec![c], init }
-}
-
 /// MACs of a k×k conv `c_in → c_out` producing `side × side` outputs: `c_out·c_in·k²·side²`.
 fn conv_macs(c_out: usize, c_in: usize, k: usize, side: usize) -> u64 {
     (c_out * c_in * k * k) as u64 * (side * side) as u64
@@ -158,6 +119,16 @@ fn conv_macs(c_out: usize, c_in: usize, k: usize, side: usize) -> u64 {
 /// Prefix of the op of edge `edge` of cell `cell`: `cells.{cell}.layers.{edge}`.
 pub fn layer_prefix(cell: usize, edge: usize) -> String {
     format!("cells.{cell}.layers.{edge}")
+}
+
+impl SpecList for Layout {
+    fn weights_mut(&mut self) -> &mut Vec<TensorSpec> {
+        &mut self.weights
+    }
+
+    fn buffers_mut(&mut self) -> &mut Vec<TensorSpec> {
+        &mut self.buffers
+    }
 }
 
 impl Layout {
@@ -205,30 +176,6 @@ impl Layout {
         l.push(vector(names::field(names::CLASSIFIER, "bias"), cfg.classes, Init::Uniform { fan_in: c_last }));
         l.macs += (cfg.classes * c_last) as u64;
         Ok(l)
-    }
-
-    fn push(&mut self, spec: TensorSpec) -> usize {
-        self.weights.push(spec);
-        self.weights.len() - 1
-    }
-
-    /// An affine BN with running statistics: γ = 1, β = 0, mean 0, variance 1.
-    fn bn(&mut self, prefix: &str, c: usize) -> Bn {
-        let gamma = self.push(vector(names::field(prefix, "weight"), c, Init::Ones));
-        let beta = self.push(vector(names::field(prefix, "bias"), c, Init::Zeros));
-        let stats = self.buffers.len() / 2;
-        self.buffers.push(vector(names::field(prefix, "running_mean"), c, Init::Zeros));
-        self.buffers.push(vector(names::field(prefix, "running_var"), c, Init::Ones));
-        Bn { gamma, beta, stats }
-    }
-
-    fn block(&mut self, cell: usize, c_in: usize, c_out: usize) -> Block {
-        let conv_a = self.push(conv_spec(&names::block_conv(cell, Branch::A), c_out, c_in, 3));
-        let bn_a = self.bn(&names::block_bn(cell, Branch::A), c_out);
-        let conv_b = self.push(conv_spec(&names::block_conv(cell, Branch::B), c_out, c_out, 3));
-        let bn_b = self.bn(&names::block_bn(cell, Branch::B), c_out);
-        let shortcut = self.push(conv_spec(&names::block_shortcut(cell), c_out, c_in, 1));
-        Block { conv_a, bn_a, conv_b, bn_b, shortcut }
     }
 
     /// The conv and BN of every conv edge of a cell.

@@ -34,7 +34,8 @@
 mod simplified;
 
 use super::genotype::{Nb201Arch, Nb201Op, EDGES, NUM_EDGES, NUM_NODES, NUM_OPS};
-use super::torch_names::{self as names, Branch, Init, TensorSpec};
+use super::skeleton::{conv_spec, kernel, vector, Block, Bn, SpecList};
+use super::torch_names::{self as names, Init, TensorSpec};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::init;
@@ -148,24 +149,6 @@ impl Nb201Config {
     }
 }
 
-/// Weight indices of an affine BN, and the index of its running-statistics pair.
-#[derive(Debug, Clone, Copy)]
-struct Bn {
-    gamma: usize,
-    beta: usize,
-    stats: usize,
-}
-
-/// Weight indices of a reduction block.
-#[derive(Debug, Clone, Copy)]
-struct Block {
-    conv_a: usize,
-    bn_a: Bn,
-    conv_b: usize,
-    bn_b: Bn,
-    shortcut: usize,
-}
-
 /// One entry of `cells`.
 #[derive(Debug, Clone)]
 enum Module {
@@ -189,26 +172,18 @@ struct Layout {
     buffers: Vec<TensorSpec>,
 }
 
-/// The kernel size of a conv op.
-fn kernel(op: Nb201Op) -> Option<usize> {
-    match op {
-        Nb201Op::NorConv1x1 => Some(1),
-        Nb201Op::NorConv3x3 => Some(3),
-        _ => None,
-    }
-}
-
-/// Conv weight `[c_out, c_in, k, k]` with PyTorch's default init.
-fn conv_spec(prefix: &str, c_out: usize, c_in: usize, k: usize) -> TensorSpec {
-    TensorSpec { name: names::field(prefix, "weight"), shape: vec![c_out, c_in, k, k], init: fan(c_in * k * k) }
-}
-
 fn fan(fan_in: usize) -> Init {
     Init::Uniform { fan_in }
 }
 
-fn vector(name: String, c: usize, init: Init) -> TensorSpec {
-    TensorSpec { name, shape: vec![c], init }
+impl SpecList for Layout {
+    fn weights_mut(&mut self) -> &mut Vec<TensorSpec> {
+        &mut self.weights
+    }
+
+    fn buffers_mut(&mut self) -> &mut Vec<TensorSpec> {
+        &mut self.buffers
+    }
 }
 
 impl Layout {
@@ -248,30 +223,6 @@ impl Layout {
         l.fc = l.push(fc_w);
         l.push(vector(names::field(names::CLASSIFIER, "bias"), cfg.classes, fan(c_last)));
         Ok(l)
-    }
-
-    fn push(&mut self, spec: TensorSpec) -> usize {
-        self.weights.push(spec);
-        self.weights.len() - 1
-    }
-
-    /// An affine BN with running statistics: γ = 1, β = 0, mean 0, variance 1.
-    fn bn(&mut self, prefix: &str, c: usize) -> Bn {
-        let gamma = self.push(vector(names::field(prefix, "weight"), c, Init::Ones));
-        let beta = self.push(vector(names::field(prefix, "bias"), c, Init::Zeros));
-        let stats = self.buffers.len() / 2;
-        self.buffers.push(vector(names::field(prefix, "running_mean"), c, Init::Zeros));
-        self.buffers.push(vector(names::field(prefix, "running_var"), c, Init::Ones));
-        Bn { gamma, beta, stats }
-    }
-
-    fn block(&mut self, cell: usize, c_in: usize, c_out: usize) -> Block {
-        let conv_a = self.push(conv_spec(&names::block_conv(cell, Branch::A), c_out, c_in, 3));
-        let bn_a = self.bn(&names::block_bn(cell, Branch::A), c_out);
-        let conv_b = self.push(conv_spec(&names::block_conv(cell, Branch::B), c_out, c_out, 3));
-        let bn_b = self.bn(&names::block_bn(cell, Branch::B), c_out);
-        let shortcut = self.push(conv_spec(&names::block_shortcut(cell), c_out, c_in, 1));
-        Block { conv_a, bn_a, conv_b, bn_b, shortcut }
     }
 
     /// The convs (weight, then bias) of every conv candidate of every edge.
