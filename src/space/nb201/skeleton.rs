@@ -1,9 +1,16 @@
 //! The parts of the NB201 skeleton that the search supernet and the training network share:
 //! the weight specs of the stem/block/head BNs and of the ResNet reduction blocks, named as
-//! in PyTorch, and the kernel size of the conv ops.
+//! in PyTorch, their forward passes, and the kernel size of the conv ops.
 
 use super::genotype::Nb201Op;
 use super::torch_names::{self as names, Branch, Init, TensorSpec};
+use crate::error::{Error, Result};
+use crate::ops::conv::{self, Conv2dParams};
+use crate::ops::eltwise;
+use crate::ops::norm::{self, BnConfig};
+use crate::ops::pool::{self, Pool2d};
+use crate::tensor::tape::{Tape, Var};
+use crate::tensor::Tensor;
 
 /// Weight indices of an affine BN, and the index of its running-statistics pair.
 #[derive(Debug, Clone, Copy)]
@@ -81,4 +88,40 @@ pub(super) trait SpecList {
         let shortcut = self.push(conv_spec(&names::block_shortcut(cell), c_out, c_in, 1));
         Block { conv_a, bn_a, conv_b, bn_b, shortcut }
     }
+}
+
+/// An affine BN with running statistics `running[bn.stats]` (batch statistics and an update
+/// in training, the running statistics in evaluation).
+pub(super) fn affine_bn(
+    tape: &Tape,
+    w: &[Var],
+    running: &[(Tensor, Tensor)],
+    training: bool,
+    x: &Var,
+    bn: Bn,
+) -> Result<Var> {
+    let (rm, rv) =
+        running.get(bn.stats).ok_or_else(|| Error::invalid("nb201", "internal: BN statistics index out of range"))?;
+    let affine = Some((&w[bn.gamma], &w[bn.beta]));
+    norm::batch_norm(tape, x, affine, Some((rm, rv)), training, BnConfig::default())
+}
+
+/// `ResNetBasicblock` with stride 2: shortcut(x) + BN(Conv(ReLU(BN(Conv_s2(ReLU(x)))))).
+pub(super) fn res_block(
+    tape: &Tape,
+    w: &[Var],
+    running: &[(Tensor, Tensor)],
+    training: bool,
+    x: &Var,
+    b: &Block,
+) -> Result<Var> {
+    let h = eltwise::relu(tape, x)?;
+    let h = conv::conv2d(tape, &h, &w[b.conv_a], None, &Conv2dParams::same(3).with_stride(2))?;
+    let h = affine_bn(tape, w, running, training, &h, b.bn_a)?;
+    let h = eltwise::relu(tape, &h)?;
+    let h = conv::conv2d(tape, &h, &w[b.conv_b], None, &Conv2dParams::same(3))?;
+    let h = affine_bn(tape, w, running, training, &h, b.bn_b)?;
+    let s = pool::pool2d(tape, x, &Pool2d::avg(2, 2, 0))?;
+    let s = conv::conv2d(tape, &s, &w[b.shortcut], None, &Conv2dParams::default())?;
+    eltwise::add_var(tape, &s, &h)
 }

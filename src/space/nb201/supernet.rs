@@ -34,7 +34,7 @@
 mod simplified;
 
 use super::genotype::{Nb201Arch, Nb201Op, EDGES, NUM_EDGES, NUM_NODES, NUM_OPS};
-use super::skeleton::{conv_spec, kernel, vector, Block, Bn, SpecList};
+use super::skeleton::{self, conv_spec, kernel, vector, Block, Bn, SpecList};
 use super::torch_names::{self as names, Init, TensorSpec};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -489,23 +489,12 @@ impl Nb201Supernet {
 
     /// An affine BN with running statistics (batch statistics and an update in training).
     fn affine_bn(&self, p: &Pass, x: &Var, bn: Bn) -> Result<Var> {
-        let (rm, rv) = self.running.get(bn.stats).ok_or_else(|| internal("BN statistics index"))?;
-        let affine = Some((&p.w[bn.gamma], &p.w[bn.beta]));
-        norm::batch_norm(p.tape, x, affine, Some((rm, rv)), p.training, BnConfig::default())
+        skeleton::affine_bn(p.tape, p.w, &self.running, p.training, x, bn)
     }
 
-    /// `ResNetBasicblock` with stride 2: shortcut(x) + BN(Conv(ReLU(BN(Conv_s2(ReLU(x)))))).
+    /// `ResNetBasicblock` with stride 2 ([`skeleton::res_block`]).
     fn block(&self, p: &Pass, x: &Var, b: &Block) -> Result<Var> {
-        let t = p.tape;
-        let h = eltwise::relu(t, x)?;
-        let h = conv::conv2d(t, &h, &p.w[b.conv_a], None, &Conv2dParams::same(3).with_stride(2))?;
-        let h = self.affine_bn(p, &h, b.bn_a)?;
-        let h = eltwise::relu(t, &h)?;
-        let h = conv::conv2d(t, &h, &p.w[b.conv_b], None, &Conv2dParams::same(3))?;
-        let h = self.affine_bn(p, &h, b.bn_b)?;
-        let s = pool::pool2d(t, x, &Pool2d::avg(2, 2, 0))?;
-        let s = conv::conv2d(t, &s, &p.w[b.shortcut], None, &Conv2dParams::default())?;
-        eltwise::add_var(t, &s, &h)
+        skeleton::res_block(p.tape, p.w, &self.running, p.training, x, b)
     }
 
     /// Constants for the cells of a stage whose features have `shape`.
