@@ -6,3 +6,6 @@ pub mod nb201;
 
 /// The MobileNet-like block space (MBConv layers with SE) of DNA.
 pub mod mbconv;
+
+/// Loading a named tensor into a model's weights or BN statistics (shared by the spaces).
+pub mod named;

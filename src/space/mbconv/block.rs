@@ -89,10 +89,9 @@ impl MbBlockSupernet {
 
     /// Overwrites the named weight or running statistic with `values`.
     pub fn load(&mut self, gpu: &Gpu, name: &str, values: &[f32]) -> Result<()> {
-        let what = format!("block supernet {}", self.block);
-        layer::load_named(
+        crate::space::named::load_named(
             gpu,
-            &what,
+            ("mbconv block supernet", "docs/mbconv.md"),
             (&self.names, &mut self.weights),
             (&self.specs.buffers, &mut self.running),
             name,

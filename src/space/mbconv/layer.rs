@@ -325,36 +325,3 @@ impl Specs {
         Ok(t.chunks_exact(2).map(|p| (p[0].clone(), p[1].clone())).collect())
     }
 }
-
-/// Replaces the tensor called `name` among `names`/`weights` or `buffer_names`/`running` with
-/// `values` (which must fill its shape); `what` names the model in the error.
-pub(crate) fn load_named(
-    gpu: &crate::gpu::Gpu,
-    what: &str,
-    (names, weights): (&[String], &mut [Tensor]),
-    (buffer_names, running): (&[TensorSpec], &mut [(Tensor, Tensor)]),
-    name: &str,
-    values: &[f32],
-) -> Result<()> {
-    let slot = if let Some(i) = names.iter().position(|n| n == name) {
-        &mut weights[i]
-    } else if let Some(i) = buffer_names.iter().position(|s| s.name == name) {
-        let pair = running.get_mut(i / 2).ok_or_else(|| Error::invalid(OP, "internal: statistics index"))?;
-        if i % 2 == 0 {
-            &mut pair.0
-        } else {
-            &mut pair.1
-        }
-    } else {
-        return Err(Error::invalid(OP, format!("{what} has no tensor named '{name}' (see docs/mbconv.md)")));
-    };
-    let shape = slot.shape().to_vec();
-    if values.len() != slot.numel() {
-        return Err(Error::shape(
-            OP,
-            format!("'{name}' has shape {shape:?} ({} values), got {} values", slot.numel(), values.len()),
-        ));
-    }
-    *slot = Tensor::from_slice(gpu, values, &shape, name)?;
-    Ok(())
-}

@@ -190,9 +190,9 @@ impl FixedNet for MbNet {
     }
 
     fn load(&mut self, gpu: &Gpu, name: &str, values: &[f32]) -> Result<()> {
-        layer::load_named(
+        crate::space::named::load_named(
             gpu,
-            "the mbconv network",
+            ("mbconv network", "docs/mbconv.md"),
             (&self.names, &mut self.weights),
             (&self.specs.buffers, &mut self.running),
             name,

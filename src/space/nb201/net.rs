@@ -355,28 +355,14 @@ impl FixedNet for Nb201Net {
     }
 
     fn load(&mut self, gpu: &Gpu, name: &str, values: &[f32]) -> Result<()> {
-        let slot = if let Some(i) = self.names.iter().position(|n| n == name) {
-            &mut self.weights[i]
-        } else {
-            let i = self.layout.buffers.iter().position(|s| s.name == name).ok_or_else(|| {
-                Error::invalid(OP, format!("no tensor named '{name}' in this network (see docs/train.md)"))
-            })?;
-            let pair = &mut self.running[i / 2];
-            if i % 2 == 0 {
-                &mut pair.0
-            } else {
-                &mut pair.1
-            }
-        };
-        let shape = slot.shape().to_vec();
-        if values.len() != slot.numel() {
-            return Err(Error::shape(
-                OP,
-                format!("'{name}' has shape {shape:?} ({} values), got {} values", slot.numel(), values.len()),
-            ));
-        }
-        *slot = Tensor::from_slice(gpu, values, &shape, name)?;
-        Ok(())
+        crate::space::named::load_named(
+            gpu,
+            (OP, "docs/train.md"),
+            (&self.names, &mut self.weights),
+            (&self.layout.buffers, &mut self.running),
+            name,
+            values,
+        )
     }
 
     fn param_count(&self) -> usize {
